@@ -1,0 +1,1 @@
+"""Discord's gateway, REST API and interactions: knows Discord, not the companion."""
