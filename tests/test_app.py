@@ -17,6 +17,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests.fakes.discord import FakeDiscord
 from trio_companion import app as app_module
 from trio_companion.app import App, Component
 from trio_companion.config import Config
@@ -25,8 +26,10 @@ from trio_companion.storage import StorageOpenError
 DEADLINE = 20
 
 
-def make_config(tmp_path: Path, grace: float = 10.0) -> Config:
-    return Config(data_dir=str(tmp_path / "data"), shutdown_grace=grace)
+@pytest.fixture
+def config(fake_discord: FakeDiscord, tmp_path: Path) -> Config:
+    """The app's configuration, pointing at the fake Discord."""
+    return fake_discord.config(tmp_path / "data")
 
 
 async def start_app(nursery: trio.Nursery, config: Config, **kwargs: Any) -> tuple[App, list[int]]:
@@ -53,8 +56,7 @@ def component(body: Callable[[App], Awaitable[None]]) -> Callable[[App], Compone
     return factory
 
 
-async def test_starts_and_stops_cleanly(tmp_path: Path) -> None:
-    config = make_config(tmp_path)
+async def test_starts_and_stops_cleanly(config: Config) -> None:
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
             app, codes = await start_app(nursery, config)
@@ -64,11 +66,12 @@ async def test_starts_and_stops_cleanly(tmp_path: Path) -> None:
     assert codes == [0]
     # The database was closed and what was acknowledged is there for a new reader.
     with sqlite3.connect(config.database_path) as conn:
-        assert conn.execute("SELECT count(*) FROM meta").fetchone() == (1,)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'greeting'").fetchone() == (
+            "hello",
+        )
 
 
-async def test_cancelling_the_parent_stops_the_app(tmp_path: Path) -> None:
-    config = make_config(tmp_path)
+async def test_cancelling_the_parent_stops_the_app(config: Config) -> None:
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
             app, codes = await start_app(nursery, config)
@@ -79,9 +82,8 @@ async def test_cancelling_the_parent_stops_the_app(tmp_path: Path) -> None:
         assert conn.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("v",)
 
 
-async def test_in_flight_work_finishes_and_is_stored(tmp_path: Path) -> None:
+async def test_in_flight_work_finishes_and_is_stored(config: Config) -> None:
     """Work in flight when shutdown begins completes, and its write is durable."""
-    config = make_config(tmp_path)
     release = trio.Event()
 
     async def worker(app: App) -> None:
@@ -105,8 +107,7 @@ async def test_in_flight_work_finishes_and_is_stored(tmp_path: Path) -> None:
         )
 
 
-async def test_forced_shutdown_abandons_work_and_still_closes_storage(tmp_path: Path) -> None:
-    config = make_config(tmp_path)
+async def test_forced_shutdown_abandons_work_and_still_closes_storage(config: Config) -> None:
     cancelled = trio.Event()
 
     async def stuck(app: App) -> None:
@@ -129,8 +130,7 @@ async def test_forced_shutdown_abandons_work_and_still_closes_storage(tmp_path: 
         assert conn.execute("SELECT value FROM meta WHERE key = 'before'").fetchone() == ("1",)
 
 
-async def test_a_crashing_component_stops_the_app_with_its_error(tmp_path: Path) -> None:
-    config = make_config(tmp_path)
+async def test_a_crashing_component_stops_the_app_with_its_error(config: Config) -> None:
 
     async def crash(app: App) -> None:
         await app.store.meta.set("seen", "yes")
@@ -145,8 +145,7 @@ async def test_a_crashing_component_stops_the_app_with_its_error(tmp_path: Path)
         assert conn.execute("SELECT value FROM meta WHERE key = 'seen'").fetchone() == ("yes",)
 
 
-async def test_unusable_database_is_a_clear_error(tmp_path: Path) -> None:
-    config = make_config(tmp_path)
+async def test_unusable_database_is_a_clear_error(config: Config) -> None:
     config.database_path.parent.mkdir(parents=True)
     config.database_path.write_bytes(b"this is not a database" * 100)
     with (
@@ -160,9 +159,8 @@ async def test_unusable_database_is_a_clear_error(tmp_path: Path) -> None:
         await app_module.run(config)
 
 
-async def test_signals_shut_down_then_force(tmp_path: Path) -> None:
+async def test_signals_shut_down_then_force(config: Config) -> None:
     """SIGTERM asks for an orderly stop; a second one forces it (exit 128 + 15)."""
-    config = make_config(tmp_path)
 
     async def busy(app: App) -> None:
         with app.lifecycle.work("long job"):
@@ -180,3 +178,39 @@ async def test_signals_shut_down_then_force(tmp_path: Path) -> None:
             assert codes == []  # the job is still in flight: no exit yet
             signal.raise_signal(signal.SIGTERM)
     assert codes == [128 + signal.SIGTERM]
+
+
+async def test_whole_app_against_the_fake_discord(
+    config: Config, fake_discord: FakeDiscord
+) -> None:
+    """Start, sync commands, come online, answer a slash command, shut down cleanly."""
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            app, codes = await start_app(nursery, config)
+            commands = {c["name"] for c in fake_discord.rest.global_commands}
+            assert "ping" in commands
+            connection = fake_discord.gateway.connections[0]
+            assert connection.identified
+            interaction = await fake_discord.interact("ping")
+            await fake_discord.wait_answered(interaction)
+            assert interaction.callback_type == 4
+            assert interaction.original is not None
+            assert interaction.original["content"].startswith("Pong!")
+            app.request_shutdown("test over")
+    assert codes == [0]
+    assert connection.closed_code == 1000
+    assert fake_discord.gateway.errors == []
+
+
+async def test_restart_does_not_resync_unchanged_commands(
+    config: Config, fake_discord: FakeDiscord
+) -> None:
+    # Two identifies within 5 s: allow them, as a bot with max_concurrency 2 would have.
+    fake_discord.gateway.max_concurrency = 2
+    with trio.fail_after(DEADLINE):
+        for _ in range(2):
+            async with trio.open_nursery() as nursery:
+                app, _ = await start_app(nursery, config)
+                app.request_shutdown("restart")
+    puts = [r for r in fake_discord.rest.requests if r.method == "PUT"]
+    assert len(puts) == 1

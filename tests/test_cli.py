@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord_rest import FAKE_TOKEN
 from trio_companion.cli import NO_TOKEN_HINT, main
 
 TOKEN = "MTA4NzY1NDMyMTA5ODc2NTQzMg.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
@@ -118,8 +120,20 @@ async def wait_for_line(stream: trio.abc.ReceiveStream, needle: bytes) -> bytes:
     return seen
 
 
-async def test_sigterm_stops_the_bot_with_exit_0(tmp_path: Path) -> None:
-    env = child_env(DISCORD_TOKEN=TOKEN, COMPANION_DATA_DIR=str(tmp_path / "data"))
+def discord_env(fake: FakeDiscord, pem: Path, data_dir: Path) -> dict[str, str]:
+    """The environment of a bot process that talks to the fake Discord of this test."""
+    return child_env(
+        DISCORD_TOKEN=FAKE_TOKEN,
+        COMPANION_DISCORD_API_URL=fake.rest.url,
+        COMPANION_DATA_DIR=str(data_dir),
+        SSL_CERT_FILE=str(pem),
+    )
+
+
+async def test_sigterm_stops_the_bot_with_exit_0(
+    tmp_path: Path, fake_discord: FakeDiscord, trust_fake_ca: Path
+) -> None:
+    env = discord_env(fake_discord, trust_fake_ca, tmp_path / "data")
     with trio.fail_after(DEADLINE):
         async with running([sys.executable, "-m", "trio_companion", "run"], env) as process:
             assert process.stderr is not None
@@ -128,7 +142,11 @@ async def test_sigterm_stops_the_bot_with_exit_0(tmp_path: Path) -> None:
             seen += await wait_for_line(process.stderr, b"stopped")
         assert process.returncode == 0, seen.decode()
     assert b"received SIGTERM" in seen
-    assert TOKEN.encode() not in seen
+    assert FAKE_TOKEN.encode() not in seen
+    # The bot came online (identified) and went offline with a 1000 close, ending its session.
+    connection = fake_discord.gateway.connections[0]
+    assert connection.identified
+    assert connection.closed_code == 1000
 
 
 # A process running the real app with one extra component whose work is in flight when the
@@ -154,8 +172,10 @@ sys.exit(code)
 """
 
 
-async def test_sigterm_lets_a_dummy_component_finish_its_work(tmp_path: Path) -> None:
-    env = child_env(COMPANION_DATA_DIR=str(tmp_path / "data"))
+async def test_sigterm_lets_a_dummy_component_finish_its_work(
+    tmp_path: Path, fake_discord: FakeDiscord, trust_fake_ca: Path
+) -> None:
+    env = discord_env(fake_discord, trust_fake_ca, tmp_path / "data")
     with trio.fail_after(DEADLINE):
         async with running([sys.executable, "-c", DUMMY_SCRIPT], env) as process:
             assert process.stderr is not None
@@ -166,3 +186,36 @@ async def test_sigterm_lets_a_dummy_component_finish_its_work(tmp_path: Path) ->
     with sqlite3.connect(tmp_path / "data" / "companion.sqlite3") as conn:
         row = conn.execute("SELECT value FROM meta WHERE key = 'dummy'").fetchone()
     assert row == ("finished after the signal",)
+
+
+async def test_rejected_token_is_one_line_and_exit_2(
+    tmp_path: Path, fake_discord: FakeDiscord, trust_fake_ca: Path
+) -> None:
+    env = discord_env(fake_discord, trust_fake_ca, tmp_path / "data")
+    env["DISCORD_TOKEN"] = FAKE_TOKEN.replace("GfAkEt", "WrOnGg")
+    with trio.fail_after(DEADLINE):
+        result = await trio.run_process(
+            [sys.executable, "-m", "trio_companion"], env=env, capture_stderr=True, check=False
+        )
+    assert result.returncode == 2
+    last = result.stderr.decode().splitlines()[-1]
+    assert last == "Discord rejected the token (401): check DISCORD_TOKEN"
+    assert "Traceback" not in result.stderr.decode()
+    assert fake_discord.gateway.connections == []  # never reached the gateway
+
+
+async def test_fatal_gateway_close_stops_with_one_line(
+    tmp_path: Path, fake_discord: FakeDiscord, trust_fake_ca: Path
+) -> None:
+    """The portal's privileged intents are off: Discord closes with 4014; no reconnect loop."""
+    fake_discord.gateway.allowed_privileged = 0
+    env = discord_env(fake_discord, trust_fake_ca, tmp_path / "data")
+    with trio.fail_after(DEADLINE):
+        result = await trio.run_process(
+            [sys.executable, "-m", "trio_companion"], env=env, capture_stderr=True, check=False
+        )
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    assert err.splitlines()[-1].startswith("Discord refused a privileged intent (4014)")
+    assert "Traceback" not in err
+    assert len(fake_discord.gateway.connections) == 1

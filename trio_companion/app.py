@@ -2,10 +2,12 @@
 
 Theory of operation
 -------------------
-``run`` opens the root nursery and starts, in reading order, each component with
-``await nursery.start(...)``, so a component is really up before the next one starts and
-``task_status.started(app)`` means the whole app is up. Storage is opened outside the components'
-nursery: it closes (and flushes) only after every component has stopped.
+``run`` opens the root nursery and starts, in reading order: storage, the HTTP client and the
+Discord REST client, the event dispatcher, the slash-command sync, the gateway, then any extra
+components. Each long-running one is started with ``await nursery.start(...)``, so it is really
+up before the next one starts, and ``task_status.started(app)`` means the whole app is up (every
+shard READY). Storage and the HTTP client are opened outside the components' nursery: they close
+(storage flushing last) only after every component has stopped.
 
 Shutdown (see `trio_companion.lifecycle`): the first SIGINT/SIGTERM, or `App.request_shutdown`,
 stops new work; in-flight work gets ``config.shutdown_grace`` seconds to finish; then the
@@ -18,13 +20,27 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, final
 
+import httpx
 import trio
 
+from trio_companion.commands import register_all
 from trio_companion.config import Config
+from trio_companion.gateway.cache import StateCache
+from trio_companion.gateway.client import GatewayClient, TokenRejected, presence_for
+from trio_companion.gateway.commands import CommandRegistry
+from trio_companion.gateway.dispatch import Dispatcher
+from trio_companion.gateway.events import InteractionCreate
+from trio_companion.gateway.interactions import InteractionRouter
+from trio_companion.gateway.protocol import default_intents
+from trio_companion.gateway.rest import RestClient
+from trio_companion.gateway.rest_errors import Unauthorized
+from trio_companion.gateway.sync import sync_commands
+from trio_companion.gateway.tls import make_ssl_context
 from trio_companion.lifecycle import Lifecycle, wait_then_cancel
 from trio_companion.storage import Store, open_store
 
@@ -36,6 +52,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 # Exit code of a forced shutdown is 128 + signal number, the shell's convention for a kill.
 _SIGNAL_EXIT_BASE: Final = 128
+# The one HTTP client's timeouts (seconds); the only timeouts of REST calls (STYLE.md 11).
+HTTP_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 
 
 class Component(Protocol):
@@ -56,16 +74,42 @@ class AppStatistics:
 
 @final
 class App:
-    """What the components share: the config, the store, the lifecycle. Made only by `run`."""
+    """What the components share: config, store, lifecycle, Discord clients. Made by `run`."""
 
     def __init__(
-        self, config: Config, store: Store, lifecycle: Lifecycle, force_scope: trio.CancelScope
+        self,
+        config: Config,
+        store: Store,
+        lifecycle: Lifecycle,
+        force_scope: trio.CancelScope,
+        http: httpx.AsyncClient,
+        ssl_context: ssl.SSLContext,
     ) -> None:
         self.config = config
         self.store = store
         self.lifecycle = lifecycle
         self._started_at = trio.current_time()
         self._force_scope = force_scope
+        discord = config.discord
+        self.rest = RestClient(http, token=discord.token, api_url=discord.api_url)
+        self.cache = StateCache()
+        self.dispatcher = Dispatcher(self.cache)
+        self.registry = CommandRegistry()
+        register_all(self.registry, self)
+        self.router = InteractionRouter(
+            self.registry, self.rest, admin_user_ids=discord.admin_user_ids, guard=lifecycle.work
+        )
+        self.dispatcher.add_listener(InteractionCreate, self.router.handle)
+        self.gateway = GatewayClient(
+            rest=self.rest,
+            token=discord.token,
+            intents=default_intents(members=discord.members_intent),
+            shard_count=discord.shard_count,
+            events=self.dispatcher.sender(),
+            ssl_context=ssl_context,
+            presence=presence_for(discord.activity),
+        )
+        self.application_id: int | None = None
 
     def request_shutdown(self, reason: str) -> None:
         """Begin an orderly shutdown (idempotent)."""
@@ -104,10 +148,13 @@ async def run(
         async with trio.open_nursery() as watchers:
             if handle_signals:
                 await watchers.start(_watch_signals, lifecycle, force_scope)
-            async with open_store(
-                config.database_path, synchronous=config.storage.synchronous
-            ) as store:
-                app = App(config, store, lifecycle, force_scope)
+            # Reads certificate files: once, in a thread.
+            ssl_context = await trio.to_thread.run_sync(make_ssl_context)
+            async with (
+                open_store(config.database_path, synchronous=config.storage.synchronous) as store,
+                httpx.AsyncClient(verify=ssl_context, timeout=HTTP_TIMEOUT) as http,
+            ):
+                app = App(config, store, lifecycle, force_scope, http, ssl_context)
                 await _run_components(app, extra_components, task_status)
             watchers.cancel_scope.cancel("the app has stopped")
     if lifecycle.forced_exit_code is not None:
@@ -121,6 +168,20 @@ async def _run_components(
     app: App, factories: Sequence[ComponentFactory], task_status: trio.TaskStatus[App]
 ) -> None:
     async with trio.open_nursery() as nursery:
+        await nursery.start(app.dispatcher.run)
+        try:
+            application = await app.rest.get_current_application()
+        except Unauthorized:
+            raise TokenRejected() from None
+        app.application_id = application.id
+        await sync_commands(
+            app.rest,
+            app.registry,
+            app.store.meta,
+            application_id=application.id,
+            guild_id=app.config.discord.dev_guild_id,
+        )
+        await nursery.start(app.gateway.run)
         for factory in factories:
             await nursery.start(factory(app))
         log.info("trio_companion ready")

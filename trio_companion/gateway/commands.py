@@ -238,6 +238,8 @@ class CommandSpec:
     cooldown: float | None = None
     admin: bool = False
     guild_only: bool = False
+    ephemeral: bool = False
+    """Answers are private to the caller (also the automatic "thinking…" defer)."""
 
     @property
     def option_by_name(self) -> dict[str, OptionSpec]:
@@ -298,11 +300,22 @@ class CommandGroup:
     subcommands: dict[str, CommandSpec] = field(default_factory=dict)
 
     def command(
-        self, name: str | None = None, *, description: str, cooldown: float | None = None
+        self,
+        name: str | None = None,
+        *,
+        description: str,
+        cooldown: float | None = None,
+        ephemeral: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Register ``handler`` as ``/group name``."""
         return _registrar(
-            self.subcommands, name, description, cooldown, self.admin, self.guild_only
+            self.subcommands,
+            name,
+            description=description,
+            cooldown=cooldown,
+            admin=self.admin,
+            guild_only=self.guild_only,
+            ephemeral=ephemeral,
         )
 
     def to_payload(self) -> dict[str, Any]:
@@ -330,9 +343,18 @@ class CommandRegistry:
         cooldown: float | None = None,
         admin: bool = False,
         guild_only: bool = False,
+        ephemeral: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Register ``handler`` as ``/name`` (default: the function's name)."""
-        return _registrar(self._entries, name, description, cooldown, admin, guild_only)
+        return _registrar(
+            self._entries,
+            name,
+            description=description,
+            cooldown=cooldown,
+            admin=admin,
+            guild_only=guild_only,
+            ephemeral=ephemeral,
+        )
 
     def group(
         self, name: str, *, description: str, admin: bool = False, guild_only: bool = False
@@ -362,10 +384,12 @@ class CommandRegistry:
 def _registrar(
     entries: dict[str, Any],
     name: str | None,
+    *,
     description: str,
     cooldown: float | None,
     admin: bool,
     guild_only: bool,
+    ephemeral: bool,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         spec = read_spec(
@@ -375,6 +399,7 @@ def _registrar(
             cooldown=cooldown,
             admin=admin,
             guild_only=guild_only,
+            ephemeral=ephemeral,
         )
         _check_unique(entries, spec.name)
         entries[spec.name] = spec
@@ -391,14 +416,14 @@ def read_spec(
     cooldown: float | None,
     admin: bool,
     guild_only: bool,
+    ephemeral: bool = False,
 ) -> CommandSpec:
     """Read a command's options off ``handler``'s signature; raise ValueError if malformed."""
     command_name = name or handler.__name__.strip("_")
     _check_name(command_name)
     _check_description(command_name, description)
-    hints = typing.get_type_hints(handler, include_extras=True)
     params = list(inspect.signature(handler).parameters.values())[1:]  # the first is the context
-    options = tuple(_option(p, hints.get(p.name, str), command_name) for p in params)
+    options = tuple(_option(p, _hint(handler, p.name), command_name) for p in params)
     if len(options) > MAX_OPTIONS:
         raise ValueError(f"/{command_name}: more than {MAX_OPTIONS} options")
     required_after_optional = any(
@@ -406,7 +431,18 @@ def read_spec(
     )
     if required_after_optional:
         raise ValueError(f"/{command_name}: required options must come before optional ones")
-    return CommandSpec(command_name, description, handler, options, cooldown, admin, guild_only)
+    return CommandSpec(
+        command_name, description, handler, options, cooldown, admin, guild_only, ephemeral
+    )
+
+
+def _hint(handler: Handler, name: str) -> Any:
+    """The evaluated annotation of one parameter (only the options', not the context's, which
+    modules often import for type checking only)."""
+    hint = inspect.get_annotations(handler).get(name, str)
+    if isinstance(hint, str):
+        return eval(hint, getattr(handler, "__globals__", {}))  # our own annotation, not input
+    return hint
 
 
 def _option(param: inspect.Parameter, hint: Any, command: str) -> OptionSpec:
