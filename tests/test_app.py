@@ -205,7 +205,7 @@ async def test_whole_app_against_the_fake_discord(
 async def test_restart_does_not_resync_unchanged_commands(
     config: Config, fake_discord: FakeDiscord
 ) -> None:
-    # Two identifies within 5 s: allow them, as a bot with max_concurrency 2 would have.
+    # The second run identifies within 5 s of the first: a fresh process does not know.
     fake_discord.gateway.max_concurrency = 2
     with trio.fail_after(DEADLINE):
         for _ in range(2):
@@ -214,3 +214,32 @@ async def test_restart_does_not_resync_unchanged_commands(
                 app.request_shutdown("restart")
     puts = [r for r in fake_discord.rest.requests if r.method == "PUT"]
     assert len(puts) == 1
+
+
+async def test_two_shards_and_guild_scoped_commands(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    """shard_count = 2: two connections identify as [0, 2] and [1, 2]; dev_guild_id syncs the
+    commands to that guild only."""
+    config = fake_discord.config(tmp_path / "data", shard_count=2, dev_guild_id=42)
+    fake_discord.allow_concurrent_identifies(2)
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            app, codes = await start_app(nursery, config)
+            shards = sorted(c.identify["shard"] for c in fake_discord.gateway.connections)
+            assert shards == [[0, 2], [1, 2]]
+            assert len(app.gateway.statistics().shards) == 2
+            app.request_shutdown("test over")
+    assert codes == [0]
+    assert "ping" in {c["name"] for c in fake_discord.rest.guild_commands[42]}
+    assert fake_discord.rest.global_commands == []
+
+
+async def test_auto_shard_count_follows_discord(fake_discord: FakeDiscord, config: Config) -> None:
+    fake_discord.rest.shards = 3
+    fake_discord.allow_concurrent_identifies(3)
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            app, _ = await start_app(nursery, config)
+            assert len(fake_discord.gateway.connections) == 3
+            app.request_shutdown("test over")

@@ -41,6 +41,11 @@ class FakeDiscord:
         self._ids = itertools.count(1_300_000_000_000_000_000)
         rest.add_channel(CHANNEL_ID)
 
+    def allow_concurrent_identifies(self, count: int) -> None:
+        """Discord's ``max_concurrency`` (bots in many servers get more than 1)."""
+        self.rest.max_concurrency = count
+        self.gateway.max_concurrency = count
+
     def config(self, data_dir: Path, **discord: Any) -> Config:
         """A configuration that points the bot at this fake."""
         return Config(

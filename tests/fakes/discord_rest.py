@@ -268,6 +268,7 @@ class FakeDiscordRest:
         self.bot_user_id = bot_user_id
         self.gateway_url = gateway_url
         self.shards = shards
+        self.max_concurrency = 1  #: session_start_limit.max_concurrency in GET /gateway/bot
         self.global_limit = global_limit
         self.port: int | None = None
         self.requests: list[RecordedRequest] = []
@@ -626,7 +627,7 @@ class FakeDiscordRest:
                     "total": 1000,
                     "remaining": 999,
                     "reset_after": 14_400_000,
-                    "max_concurrency": 1,
+                    "max_concurrency": self.max_concurrency,
                 },
             }
         elif route == "GET /users/@me":

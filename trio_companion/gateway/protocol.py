@@ -168,8 +168,8 @@ CLOSE_CODES: Final[Mapping[int, CloseInfo]] = MappingProxyType(
         4010: CloseInfo(_F, "Discord rejected the shard settings (4010): check the shard id/count"),
         4011: CloseInfo(
             _F,
-            "Discord requires sharding (4011): the bot is in over 2500 servers, "
-            "which trio_companion does not support",
+            "Discord requires sharding (4011): the bot is in over 2500 servers per shard; "
+            'set discord.shard_count = "auto" or a larger number',
         ),
         4012: CloseInfo(
             _F, "Discord rejected gateway API version 10 (4012): update trio_companion"
