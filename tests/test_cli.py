@@ -130,14 +130,21 @@ def discord_env(fake: FakeDiscord, pem: Path, data_dir: Path) -> dict[str, str]:
     )
 
 
-async def test_sigterm_stops_the_bot_with_exit_0(
+async def test_bot_answers_then_sigterm_stops_it_with_exit_0(
     tmp_path: Path, fake_discord: FakeDiscord, trust_fake_ca: Path
 ) -> None:
+    """``python -m trio_companion`` against the fake Discord: online, commands registered, a
+    slash command answered, then SIGTERM and a clean exit."""
     env = discord_env(fake_discord, trust_fake_ca, tmp_path / "data")
     with trio.fail_after(DEADLINE):
         async with running([sys.executable, "-m", "trio_companion", "run"], env) as process:
             assert process.stderr is not None
             seen = await wait_for_line(process.stderr, b"trio_companion ready")
+            assert "ping" in {c["name"] for c in fake_discord.rest.global_commands}
+            interaction = await fake_discord.interact("ping")
+            await fake_discord.wait_answered(interaction)
+            assert interaction.original is not None
+            assert interaction.original["content"].startswith("Pong!")
             process.send_signal(signal.SIGTERM)
             seen += await wait_for_line(process.stderr, b"stopped")
         assert process.returncode == 0, seen.decode()
