@@ -35,9 +35,9 @@ from trio_companion.gateway.commands import (
     InvalidOption,
 )
 from trio_companion.gateway.cooldowns import Cooldowns
+from trio_companion.gateway.errors import GatewayError
 from trio_companion.gateway.events import CommandOption, InteractionCreate, User
 from trio_companion.gateway.rest import File, RestClient
-from trio_companion.gateway.rest_errors import HTTPError
 from trio_companion.gateway.text import split_message
 
 __all__ = ["Interaction", "InteractionRouter"]
@@ -146,6 +146,15 @@ class Interaction:
                     self.event.application_id, self.event.token, text
                 )
 
+    async def cancel_between_requests(self, scope: trio.CancelScope) -> None:
+        """Cancel ``scope`` (the watchdog's) between two of this interaction's requests, never
+        halfway through one: a defer cancelled on the wire may have reached Discord while we
+        think it has not, and the next callback would get 40060. Shielded, so that an outer
+        cancellation (which also cancels the request holding the lock) cannot skip it."""
+        with trio.CancelScope(shield=True):
+            async with self._lock:
+                scope.cancel()
+
     async def _callback(self, kind: int, data: dict[str, Any]) -> None:
         await self._rest.create_interaction_response(self.id, self.event.token, kind, data)
         self.acknowledged = True
@@ -235,9 +244,12 @@ class InteractionRouter:
                     f"(interaction {ctx.id}).",
                 )
             finally:
-                nursery.cancel_scope.cancel()
+                await ctx.cancel_between_requests(nursery.cancel_scope)
         if not ctx.answered:
-            await ctx.respond("Done.", ephemeral=True)
+            try:
+                await ctx.respond("Done.", ephemeral=True)
+            except GatewayError as exc:
+                log.warning("interaction %d: could not answer: %s", ctx.id, exc)
 
     async def _watchdog(self, ctx: Interaction) -> None:
         """Defer before the deadline, then show progress; cancelled when the handler returns."""
@@ -248,7 +260,7 @@ class InteractionRouter:
                 await trio.sleep(PROGRESS_EVERY)
                 elapsed = trio.current_time() - ctx.received_at
                 await ctx.show_progress(f"Still working on it… ({elapsed:.0f} s)")
-        except HTTPError as exc:
+        except GatewayError as exc:
             log.warning("interaction %d: could not acknowledge: %s", ctx.id, exc)
 
     async def _autocomplete(self, event: InteractionCreate) -> None:
@@ -261,20 +273,24 @@ class InteractionRouter:
             if option is not None and option.autocomplete is not None:
                 ctx = Interaction(event, self._rest, spec)
                 with trio.move_on_after(AUTOCOMPLETE_BUDGET):
-                    choices = await option.autocomplete(ctx, str(focused.value or ""))
+                    try:
+                        choices = await option.autocomplete(ctx, str(focused.value or ""))
+                    except Exception:
+                        # A boundary: the user gets no suggestions, not a broken command box.
+                        log.exception("autocomplete for /%s failed", name)
         data = {"choices": [{"name": c, "value": c} for c in choices[:MAX_AUTOCOMPLETE_CHOICES]]}
         try:
             await self._rest.create_interaction_response(
                 event.id, event.token, AUTOCOMPLETE_RESULT, data
             )
-        except HTTPError as exc:
+        except GatewayError as exc:
             log.warning("autocomplete for /%s not delivered: %s", name, exc)
 
 
 async def _answer_error(ctx: Interaction, message: str) -> None:
     try:
         await ctx.error(message)
-    except HTTPError as exc:
+    except GatewayError as exc:
         log.warning("could not tell the user of interaction %d: %s", ctx.id, exc)
 
 
