@@ -22,15 +22,7 @@ from tests.fakes.discord_rest import FAKE_TOKEN, FakeDiscordRest, RecordedReques
 from trio_companion import __version__
 from trio_companion.gateway.errors import GatewayError
 from trio_companion.gateway.ratelimit import Route
-from trio_companion.gateway.rest import (
-    EPHEMERAL,
-    USER_AGENT,
-    AllowedMentions,
-    Channel,
-    File,
-    RestClient,
-    encode_multipart,
-)
+from trio_companion.gateway.rest import EPHEMERAL, USER_AGENT, RestClient
 from trio_companion.gateway.rest_errors import (
     BadRequest,
     DiscordUnavailable,
@@ -43,6 +35,7 @@ from trio_companion.gateway.rest_errors import (
     ServerError,
     Unauthorized,
 )
+from trio_companion.gateway.rest_models import AllowedMentions, Channel, File, encode_multipart
 from trio_companion.gateway.tls import CA_FILE_ENV, make_ssl_context
 
 CHANNEL = 4_000

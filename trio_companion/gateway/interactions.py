@@ -37,7 +37,8 @@ from trio_companion.gateway.commands import (
 from trio_companion.gateway.cooldowns import Cooldowns
 from trio_companion.gateway.errors import GatewayError
 from trio_companion.gateway.events import CommandOption, InteractionCreate, User
-from trio_companion.gateway.rest import File, RestClient
+from trio_companion.gateway.rest import RestClient
+from trio_companion.gateway.rest_models import File
 from trio_companion.gateway.text import split_message
 
 __all__ = ["Interaction", "InteractionRouter"]

@@ -58,37 +58,14 @@ from trio_companion.gateway.rest_models import (
     AllowedMentions,
     Application,
     ApplicationCommand,
-    Attachment,
     Channel,
     File,
     GatewayBot,
     Message,
-    MessageReference,
-    SessionStartLimit,
-    User,
     encode_multipart,
 )
 
-__all__ = [
-    "DEFAULT_API_URL",
-    "EPHEMERAL",
-    "NO_MENTIONS",
-    "USER_AGENT",
-    "AllowedMentions",
-    "Application",
-    "ApplicationCommand",
-    "Attachment",
-    "Channel",
-    "File",
-    "GatewayBot",
-    "Message",
-    "MessageReference",
-    "RestClient",
-    "RestStatistics",
-    "SessionStartLimit",
-    "User",
-    "encode_multipart",
-]
+__all__ = ["DEFAULT_API_URL", "EPHEMERAL", "USER_AGENT", "RestClient", "RestStatistics"]
 
 DEFAULT_API_URL: Final = "https://discord.com/api/v10"  # PROTOCOL §3.1: version in the path
 # PROTOCOL §3.1: "DiscordBot ($url, $versionNumber)"; without it Cloudflare may block us.
