@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fakes.discord_rest",
     "tests.fakes.discord_gateway",
     "tests.fakes.discord",
+    "tests.fakes.llm_servers",
 ]
