@@ -23,6 +23,7 @@ import signal
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Protocol, final
 
 import httpx
@@ -42,6 +43,16 @@ from trio_companion.gateway.rest_errors import Unauthorized
 from trio_companion.gateway.sync import sync_commands
 from trio_companion.gateway.tls import make_ssl_context
 from trio_companion.lifecycle import Lifecycle, wait_then_cancel
+from trio_companion.services.chat.service import ChatService
+from trio_companion.services.chat.sessions import Sessions
+from trio_companion.services.chat.writer import EditBudget
+from trio_companion.services.llm.factory import (
+    make_backend,
+    make_limits,
+    make_llm_http_client,
+    options_from,
+)
+from trio_companion.services.persona import PersonaLibrary
 from trio_companion.storage import Store, open_store
 
 __all__ = ["App", "AppStatistics", "Component", "ComponentFactory", "run"]
@@ -54,6 +65,9 @@ SHUTDOWN_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 _SIGNAL_EXIT_BASE: Final = 128
 # The one HTTP client's timeouts (seconds); the only timeouts of REST calls (STYLE.md 11).
 HTTP_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+# Message creates and edits of streamed replies, bot-wide: a fifth of Discord's global 50/s
+# (PROTOCOL.md 3.2), leaving room for everything else; 20 conversations get one edit each 2 s.
+EDITS_PER_SECOND: Final = 10.0
 
 
 class Component(Protocol):
@@ -84,6 +98,7 @@ class App:
         force_scope: trio.CancelScope,
         http: httpx.AsyncClient,
         ssl_context: ssl.SSLContext,
+        llm_http: httpx.AsyncClient,
     ) -> None:
         self.config = config
         self.store = store
@@ -94,6 +109,22 @@ class App:
         self.rest = RestClient(http, token=discord.token, api_url=discord.api_url)
         self.cache = StateCache()
         self.dispatcher = Dispatcher(self.cache)
+        self.personas = PersonaLibrary(
+            Path(config.chat.personas_dir),
+            default_id=config.chat.default_persona,
+            settings=store.meta,
+        )
+        self.llm = make_backend(config.llm, llm_http, make_limits(config.llm))
+        self.sessions = Sessions(config.chat.session_window)
+        self.chat = ChatService(
+            backend=self.llm,
+            store=store,
+            personas=self.personas,
+            options=options_from(config.llm),
+            budget=EditBudget(EDITS_PER_SECOND),
+            history_turns=config.chat.history_turns,
+            edit_interval=config.chat.stream_edit_interval,
+        )
         self.registry = CommandRegistry()
         register_all(self.registry, self)
         self.router = InteractionRouter(
@@ -153,8 +184,9 @@ async def run(
             async with (
                 open_store(config.database_path, synchronous=config.storage.synchronous) as store,
                 httpx.AsyncClient(verify=ssl_context, timeout=HTTP_TIMEOUT) as http,
+                make_llm_http_client(config.llm, ssl_context=ssl_context) as llm_http,
             ):
-                app = App(config, store, lifecycle, force_scope, http, ssl_context)
+                app = App(config, store, lifecycle, force_scope, http, ssl_context, llm_http)
                 await _run_components(app, extra_components, task_status)
             watchers.cancel_scope.cancel("the app has stopped")
     if lifecycle.forced_exit_code is not None:
@@ -181,6 +213,7 @@ async def _run_components(
             application_id=application.id,
             guild_id=app.config.discord.dev_guild_id,
         )
+        await nursery.start(app.personas.run)
         await nursery.start(app.gateway.run)
         for factory in factories:
             await nursery.start(factory(app))

@@ -100,6 +100,66 @@ class FakeDiscord:
         await self.gateway.dispatch("INTERACTION_CREATE", body)
         return interaction
 
+    async def say(
+        self,
+        content: str,
+        *,
+        user_id: int = USER_ID,
+        username: str = "ann",
+        guild_id: int | None = GUILD_ID,
+        channel_id: int = CHANNEL_ID,
+        mention_bot: bool = False,
+        reply_to_bot: int | None = None,
+        bot: bool = False,
+    ) -> int:
+        """A user posts a message: it lands in the REST fake's channel, and MESSAGE_CREATE is
+        dispatched over the gateway. Returns the message id."""
+        message_id = next(self._ids)
+        bot_id = self.rest.bot_user_id
+        author: dict[str, Any] = {
+            "id": str(user_id),
+            "username": username,
+            "global_name": username.title(),
+            "bot": bot,
+        }
+        if mention_bot:
+            content = f"<@{bot_id}> {content}"
+        body: dict[str, Any] = {
+            "id": str(message_id),
+            "channel_id": str(channel_id),
+            "author": author,
+            "content": content,
+            "timestamp": "2026-11-28T12:00:00+00:00",
+            "type": 0,
+            "mentions": [{"id": str(bot_id), "username": "companion", "bot": True}]
+            if mention_bot
+            else [],
+            "attachments": [],
+        }
+        if guild_id is not None:
+            body["guild_id"] = str(guild_id)
+            body["member"] = {"nick": None, "roles": []}
+        if reply_to_bot is not None:
+            body["type"] = 19
+            body["message_reference"] = {"message_id": str(reply_to_bot)}
+            body["referenced_message"] = {
+                "id": str(reply_to_bot),
+                "author": {"id": str(bot_id), "username": "companion", "bot": True},
+                "content": "",
+            }
+        self.rest.add_channel(channel_id)
+        self.rest.channels[channel_id][message_id] = {**body, "edited_timestamp": None}
+        await self.gateway.dispatch("MESSAGE_CREATE", body)
+        return message_id
+
+    def bot_messages(self, channel_id: int = CHANNEL_ID) -> list[dict[str, Any]]:
+        """The bot's messages in a channel, oldest first."""
+        bot_id = str(self.rest.bot_user_id)
+        return [m for m in self.rest.messages(channel_id) if m["author"]["id"] == bot_id]
+
+    async def wait_bot_messages(self, count: int, channel_id: int = CHANNEL_ID) -> None:
+        await self.rest.wait_until(lambda: len(self.bot_messages(channel_id)) >= count)
+
     async def wait_answered(self, interaction: FakeInteraction) -> None:
         """Wait until the bot's answer is visible: a reply, an edited defer, or a followup."""
         await self.rest.wait_until(lambda: answered(interaction))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from trio_companion.commands import core
+from trio_companion.commands import chat, core, persona
 
 if TYPE_CHECKING:
     from trio_companion.app import App
@@ -19,3 +19,5 @@ __all__ = ["register_all"]
 
 def register_all(registry: CommandRegistry, app: App) -> None:
     core.register(registry, app)
+    persona.register(registry, app)
+    chat.register(registry, app)

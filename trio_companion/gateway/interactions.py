@@ -127,6 +127,42 @@ class Interaction:
                 last = index == len(rest) - 1
                 await self._followup(chunk, private, files if last else ())
 
+    async def send_message(self, content: str) -> object:
+        """Show one more message of a streamed answer; returns a handle for `edit_message`.
+
+        The first becomes the original response (deferring first if needed), later ones are
+        followups. Content must fit one message (the caller splits)."""
+        async with self._lock:
+            if not self.acknowledged:
+                await self._callback(DEFER, {"flags": EPHEMERAL if self._ephemeral_default else 0})
+                self.deferred_ephemeral = self._ephemeral_default
+            if not self.answered:
+                await self._rest.edit_original_response(
+                    self.event.application_id, self.event.token, content
+                )
+                self.answered = True
+                return _ORIGINAL
+            message = await self._rest.create_followup(
+                self.event.application_id,
+                self.event.token,
+                content,
+                ephemeral=self.deferred_ephemeral,
+            )
+            return message.id
+
+    async def edit_message(self, handle: object, content: str) -> None:
+        """Replace a message made by `send_message`."""
+        async with self._lock:
+            if handle is _ORIGINAL:
+                await self._rest.edit_original_response(
+                    self.event.application_id, self.event.token, content
+                )
+            else:
+                assert isinstance(handle, int)
+                await self._rest.edit_followup(
+                    self.event.application_id, self.event.token, handle, content
+                )
+
     async def error(self, message: str) -> None:
         """Tell the user what went wrong, privately."""
         await self.respond(message, ephemeral=True)
@@ -165,6 +201,9 @@ class Interaction:
             self.event.application_id, self.event.token, content, ephemeral=private, files=files
         )
 
+
+# The handle of the original response among the messages of `Interaction.send_message`.
+_ORIGINAL: Final = object()
 
 WorkGuard = Callable[[str], AbstractContextManager[None]]
 
