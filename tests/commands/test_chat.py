@@ -6,6 +6,7 @@ request the fakes record.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -249,3 +250,61 @@ async def test_one_channel_is_answered_in_order_others_in_parallel(
 def sent_messages_all(fake: FakeOllama) -> list[list[dict[str, Any]]]:
     bodies = [r.json for r in fake.requests if r.path == "/api/chat"]
     return [b["messages"] for b in bodies if isinstance(b, dict)]
+
+
+async def test_status_reports_the_llm_and_replies(
+    app: App, fake_discord: FakeDiscord, fake_ollama: FakeOllama
+) -> None:
+    with trio.fail_after(DEADLINE):
+        fake_ollama.reply = "Hi."
+        await fake_discord.say("hello", mention_bot=True)
+        await wait_reply(fake_discord, "Hi.", 1)
+        status = await fake_discord.interact("status")
+        await fake_discord.wait_answered(status)
+        fake_ollama.down = True
+        down = await fake_discord.interact("status", user_id=9)
+        await fake_discord.wait_answered(down)
+    assert status.original is not None
+    lines = status.original["content"].splitlines()
+    assert lines[0].startswith("**LLM** (ollama, model `llama3.2`): reachable (")
+    assert lines[1].startswith("**Replies**: 1 (0 failed); first words after ")
+    assert lines[2].startswith("**Gateway**: 1/1 shards connected")
+    assert status.original["flags"] & 64  # only the caller sees it
+    assert down.original is not None
+    assert "not reachable: Can't reach the LLM server" in down.original["content"]
+
+
+async def test_fifty_people_at_once(
+    fake_discord: FakeDiscord, fake_ollama: FakeOllama, config: Config
+) -> None:
+    """50 users in 50 channels mention the bot at once: every one is answered in full, the
+    fake Discord never answers 429, and heartbeats stay on time (no zombie reconnect)."""
+    fake_discord.gateway.heartbeat_interval_ms = 1_000
+    fake_ollama.tokens_per_second = 50
+    fake_ollama.responder = lambda messages: f"Hello {messages[-1]['content'].split(':')[0]}!"
+    config = msgspec.structs.replace(
+        config, llm=msgspec.structs.replace(config.llm, max_concurrency=50)
+    )
+    channels = [CHANNEL_ID + n for n in range(50)]
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            app: App = await nursery.start(app_module.run, config)
+            for n, channel in enumerate(channels):
+                await fake_discord.say(
+                    "hi!", mention_bot=True, channel_id=channel, username=f"user{n}", user_id=n + 1
+                )
+            for n, channel in enumerate(channels):
+
+                def answered(channel: int = channel, n: int = n) -> bool:
+                    contents = [m["content"] for m in fake_discord.bot_messages(channel)]
+                    return contents == [f"Hello User{n}!"]
+
+                await fake_discord.rest.wait_until(answered)
+            app.request_shutdown("test over")
+    statuses = {r.status for r in fake_discord.rest.requests}
+    limited = [(r.method, r.path) for r in fake_discord.rest.requests if r.status == 429]
+    assert statuses <= {200, 204}, limited[:5]
+    [connection] = fake_discord.gateway.connections
+    beats = [t for t, op, _ in connection.received if op == 1]
+    assert len(beats) >= 2
+    assert max(b - a for a, b in itertools.pairwise(beats)) < 1.5

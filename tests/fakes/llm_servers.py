@@ -110,6 +110,7 @@ class StreamRecord:
 
     request: RecordedRequest
     chunks_sent: int = 0
+    chunk_times: list[float] = field(default_factory=list)  #: trio time each chunk was sent
     outcome: Outcome = "streaming"
     ended: trio.Event = field(default_factory=trio.Event)
 
@@ -275,6 +276,7 @@ class _FakeLLMServer:
                     await trio.sleep(1 / self.tokens_per_second)
                 await send(line)
                 record.chunks_sent += 1
+                record.chunk_times.append(trio.current_time())
             if self.cut_after is not None and self.cut_after >= len(chunks):
                 record.outcome = "cut"
                 return DROP

@@ -6,8 +6,11 @@ evaluated (a string would name a local it cannot find).
 """
 
 import logging
+import random
 import re
 from typing import TYPE_CHECKING, Annotated, Final
+
+import trio
 
 from trio_companion.gateway.commands import CommandRegistry, Param
 from trio_companion.gateway.errors import GatewayError
@@ -150,6 +153,10 @@ class MessageHandler:
             content=content,
             message_id=event.id,
         )
+        low, high = app.config.chat.reply_delay_min, app.config.chat.reply_delay_max
+        if high > 0:
+            # A natural pause before answering (chat.reply_delay_min/max).
+            await trio.sleep(random.uniform(low, high))
         sink = ChannelSink(app.rest, event.channel_id, reply_to=event.id)
         # The window opens as the bot starts answering (a quick "thanks!" right after its reply
         # must count) and is renewed when the answer is complete.
