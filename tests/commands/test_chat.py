@@ -7,6 +7,7 @@ request the fakes record.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,10 @@ async def test_status_reports_the_llm_and_replies(
         fake_ollama.reply = "Hi."
         await fake_discord.say("hello", mention_bot=True)
         await wait_reply(fake_discord, "Hi.", 1)
+        # Replies in one channel are serialised: once the second is visible, the first has
+        # been counted (its bookkeeping ends before the second starts).
+        await fake_discord.say("again", mention_bot=True)
+        await wait_reply(fake_discord, "Hi.", 2)
         status = await fake_discord.interact("status")
         await fake_discord.wait_answered(status)
         fake_ollama.down = True
@@ -267,7 +272,7 @@ async def test_status_reports_the_llm_and_replies(
     assert status.original is not None
     lines = status.original["content"].splitlines()
     assert lines[0].startswith("**LLM** (ollama, model `llama3.2`): reachable (")
-    assert lines[1].startswith("**Replies**: 1 (0 failed); first words after ")
+    assert re.match(r"\*\*Replies\*\*: [12] \(0 failed\); first words after \d", lines[1])
     assert lines[2].startswith("**Gateway**: 1/1 shards connected")
     assert status.original["flags"] & 64  # only the caller sees it
     assert down.original is not None
