@@ -1,4 +1,4 @@
-"""The command line: ``python -m trio_companion [--config FILE] [run | check-config]``.
+"""The command line: ``python -m trio_companion [--config FILE] [run | check-config | chat]``.
 
 Exit codes: 0 after an orderly shutdown or a valid configuration; 2 for a problem the user must
 fix (configuration, missing token, unusable database), printed as one line each and never as a
@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
 import trio
 
-from trio_companion import __version__, app
+from trio_companion import __version__, app, terminal
 from trio_companion.config import (
     Config,
     ConfigError,
@@ -61,6 +61,23 @@ def _parser() -> argparse.ArgumentParser:
         "check-config",
         help="print the effective configuration (secrets redacted), or every problem in it",
     )
+    chat = commands.add_parser(
+        "chat",
+        help="talk to a persona in the terminal (same personas, history and LLM; no Discord)",
+    )
+    chat.add_argument(
+        "--persona", metavar="NAME", help="the persona's id or name (default: chat.default_persona)"
+    )
+    chat.add_argument(
+        "--name",
+        metavar="NAME",
+        help="your name in the conversation and its history (default: your OS user name)",
+    )
+    chat.add_argument(
+        "--no-history",
+        action="store_true",
+        help="answer each message on its own: no history is read or stored",
+    )
     return parser
 
 
@@ -78,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "run"
     if command == "check-config":
         return _check_config(loaded)
+    if command == "chat":
+        return _chat(loaded.config, args)
     return _run(loaded.config)
 
 
@@ -91,8 +110,31 @@ def _run(config: Config) -> int:
     if not config.discord.token:
         _say(NO_TOKEN_HINT)
         return EXIT_USAGE
+    return _run_trio(
+        config, functools.partial(app.run, config, handle_signals=True), config.logging.level
+    )
+
+
+def _chat(config: Config, args: argparse.Namespace) -> int:
+    session = functools.partial(
+        terminal.run_chat,
+        config,
+        persona=args.persona,
+        user_name=(args.name or "").strip() or terminal.default_user_name(),
+        use_history=not args.no_history,
+    )
+    # The terminal is the conversation: INFO and WARNING lines (persona loads, the chat
+    # service's warning about an LLM failure the reply already shows) would land between its
+    # lines. The session prints the problems it knows of itself; DEBUG stays for debugging.
+    level = "DEBUG" if config.logging.level == "DEBUG" else "ERROR"
+    return _run_trio(config, session, level)
+
+
+def _run_trio(config: Config, main: Callable[[], Awaitable[int]], level: str) -> int:
+    """Run ``main`` in trio with logging set up; `CompanionError` leaves become one line each
+    and exit code 2."""
     with logging_configured(
-        config.logging.level,
+        level,
         file=config.logging.file,
         max_bytes=config.logging.max_bytes,
         backup_count=config.logging.backup_count,
@@ -100,7 +142,7 @@ def _run(config: Config) -> int:
         problems: list[CompanionError] = []
         try:
             try:
-                return trio.run(functools.partial(app.run, config, handle_signals=True))
+                return trio.run(main)
             except* CompanionError as group:
                 problems.extend(_leaves(group))
         except KeyboardInterrupt:
