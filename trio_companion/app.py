@@ -105,6 +105,7 @@ class App:
         self.lifecycle = lifecycle
         self._started_at = trio.current_time()
         self._force_scope = force_scope
+        self.http = http
         discord = config.discord
         self.rest = RestClient(http, token=discord.token, api_url=discord.api_url)
         self.cache = StateCache()

@@ -152,6 +152,24 @@ class FakeDiscord:
         await self.gateway.dispatch("MESSAGE_CREATE", body)
         return message_id
 
+    def attach(
+        self, filename: str, data: bytes, content_type: str | None = "application/json"
+    ) -> dict[str, Any]:
+        """Put a user's upload on the fake CDN; return its ``resolved.attachments`` entry (pass
+        it as ``resolved={"attachments": {entry["id"]: entry}}`` and the id as the value)."""
+        attachment_id = str(next(self._ids))
+        name = f"{attachment_id}/{filename}"
+        self.rest.cdn[name] = data
+        entry: dict[str, Any] = {
+            "id": attachment_id,
+            "filename": filename,
+            "size": len(data),
+            "url": self.rest.cdn_url(name),
+        }
+        if content_type is not None:
+            entry["content_type"] = content_type
+        return entry
+
     def bot_messages(self, channel_id: int = CHANNEL_ID) -> list[dict[str, Any]]:
         """The bot's messages in a channel, oldest first."""
         bot_id = str(self.rest.bot_user_id)

@@ -23,6 +23,10 @@ or a predicate on the raw `Request`. Each fires ``times`` times: `script_status`
 `script_drop` before any other check (like a proxy in front of Discord), `script_429` after the
 auth and body checks (its wait is enforced: a retry before it elapses gets another 429).
 
+A tiny CDN sits beside the API: `FakeDiscordRest.cdn` maps names to bytes, served without
+authentication by ``GET /cdn/<name>`` (outside ``/api/v10``; `FakeDiscordRest.cdn_url`), as
+Discord serves attachments. Faults can be scripted on it like on any route (``"GET /cdn/*"``).
+
 Everything that arrives is kept in `FakeDiscordRest.requests` as a `RecordedRequest`: method,
 path, query, headers, raw and parsed body, uploaded files, arrival time on trio's clock, and the
 status answered (``None`` when dropped). Assertions are about what crossed the wire.
@@ -277,6 +281,7 @@ class FakeDiscordRest:
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
         self.interactions: dict[int, FakeInteraction] = {}
+        self.cdn: dict[str, bytes] = {}  #: served at `cdn_url` (name)
         self._next_id = _FIRST_SNOWFLAKE
         self._limits: dict[str, RateLimit] = {}
         self._windows: dict[tuple[str, tuple[str, ...]], _Window] = {}
@@ -307,6 +312,12 @@ class FakeDiscordRest:
         """Return once ``condition()`` holds; it is checked after every request handled."""
         while not condition():
             await self._changed.wait()
+
+    def cdn_url(self, name: str) -> str:
+        """The https address at which the fake serves ``cdn[name]``."""
+        if self.port is None:
+            raise RuntimeError("the fake is not running yet")
+        return f"https://127.0.0.1:{self.port}/cdn/{name}"
 
     def add_channel(self, channel_id: int) -> None:
         self.channels.setdefault(channel_id, {})
@@ -449,6 +460,11 @@ class FakeDiscordRest:
                 return DROP
             if fault is not None and fault.kind == "status":
                 return Response(fault.status, (("content-type", "application/json"),), fault.body)
+            if route is None and request.method == "GET" and path.startswith("/cdn/"):
+                data = self.cdn.get(path.removeprefix("/cdn/"))
+                if data is None:
+                    raise _Reject(404, 0, "404: Not Found")
+                return Response(200, (("content-type", "application/octet-stream"),), data)
             if route is None:
                 raise _Reject(404, 0, "404: Not Found")
             exempt = "interaction_token" in params

@@ -153,3 +153,39 @@ async def test_concurrent_writers_keep_their_order_and_batches_stay_contiguous(
         assert [content_by_id[i] for i in ids] == [
             f"{owner}:{int(first) + k}" for k in range(batch_size)
         ]
+
+
+async def test_replace_swaps_a_channels_turns_in_one_transaction(tmp_path: Path) -> None:
+    with trio.fail_after(DEADLINE_S):
+        async with open_store(tmp_path / "db.sqlite3") as store:
+            await store.history.append_many([make_turn(content=f"old{i}") for i in range(3)])
+            await store.history.append(make_turn(channel_id=20, content="elsewhere"))
+            writes_before = store.statistics().writes_done
+            new = [make_turn(content="new0"), make_turn(content="new1", role="assistant")]
+            assert await store.history.replace(1, new) == 3
+            assert store.statistics().writes_done == writes_before + 1
+            stored = await store.history.recent(1, 10)
+            assert [t.content for t in stored] == ["new0", "new1"]
+            assert stored[1].id == stored[0].id + 1
+            assert [t.content for t in await store.history.recent(20, 10)] == ["elsewhere"]
+            # Replacing with nothing is a clear.
+            assert await store.history.replace(1, []) == 2
+            assert await store.history.count(1) == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        make_turn(author_id=2**64),
+        make_turn(role="narrator"),  # type: ignore[arg-type]
+        make_turn(channel_id=20),
+    ],
+    ids=["bad id", "bad role", "other channel"],
+)
+async def test_a_refused_replace_keeps_the_old_turns(tmp_path: Path, bad: Turn) -> None:
+    with trio.fail_after(DEADLINE_S):
+        async with open_store(tmp_path / "db.sqlite3") as store:
+            await store.history.append_many([make_turn(content="kept")] * 2)
+            with pytest.raises(ValueError, match=r"Discord id|role must be|channel 20"):
+                await store.history.replace(1, [make_turn(content="new"), bad])
+            assert [t.content for t in await store.history.recent(1, 10)] == ["kept", "kept"]

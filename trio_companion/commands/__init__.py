@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from trio_companion.commands import chat, core, persona
+from trio_companion.commands import chat, core, history, persona
 
 if TYPE_CHECKING:
     from trio_companion.app import App
@@ -21,3 +21,4 @@ def register_all(registry: CommandRegistry, app: App) -> None:
     core.register(registry, app)
     persona.register(registry, app)
     chat.register(registry, app)
+    history.register(registry, app)

@@ -127,6 +127,27 @@ class HistoryRepository:
 
         return await self._db.write(delete)
 
+    async def replace(self, channel_id: int, turns: Sequence[Turn]) -> int:
+        """Delete every turn of `channel_id` and store `turns` in their place, in order, in one
+        transaction; return how many were deleted.
+
+        All or nothing: a turn that `append_many` would refuse, or one of another channel, raises
+        `ValueError` before anything is written, and a failed transaction is rolled back, so the
+        old turns stay. Row ids of the new turns are contiguous and above every earlier id.
+        """
+        key = _to_sql(channel_id)
+        for turn in turns:
+            if turn.channel_id != channel_id:
+                raise ValueError(f"replace({channel_id}) got a turn of channel {turn.channel_id}")
+        rows = [_encode(turn) for turn in turns]  # refused here, before the transaction
+
+        def swap(conn: sqlite3.Connection) -> int:
+            deleted = conn.execute(_CLEAR, (key,)).rowcount
+            conn.executemany(_INSERT, rows)
+            return deleted
+
+        return await self._db.write(swap)
+
 
 def _encode(turn: Turn) -> tuple[object, ...]:
     if turn.role not in _ROLES:
