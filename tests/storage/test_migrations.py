@@ -36,7 +36,13 @@ async def test_empty_file_is_migrated_to_the_latest_version(tmp_path: Path) -> N
         names = await trio.to_thread.run_sync(
             query_fresh, path, "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
         )
-    assert {name for (name,) in names} == {"meta", "history", "history_by_channel"}
+    assert {name for (name,) in names} == {
+        "meta",
+        "history",
+        "history_by_channel",
+        "notes",
+        "notes_by_user",
+    }
 
 
 async def test_reopening_applies_nothing_again(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """Embedded storage: one SQLite file in WAL mode, used from worker threads.
 
 ``async with open_store(path) as store:`` opens (and migrates) the file and yields a `Store`
-whose repositories, ``store.meta`` and ``store.history``, are the only code that speaks SQL.
-Writes are durable when they return. See `trio_companion.storage.db` for the theory of
-operation and `trio_companion.storage.errors` for what is raised when.
+whose repositories, ``store.meta``, ``store.history`` and ``store.notes``, are the only code
+that speaks SQL. Writes are durable when they return. See `trio_companion.storage.db` for the
+theory of operation and `trio_companion.storage.errors` for what is raised when.
 """
 
 from trio_companion.storage.db import StoreStatistics, Synchronous
@@ -15,12 +15,16 @@ from trio_companion.storage.errors import (
 )
 from trio_companion.storage.history import HistoryRepository, Role, StoredTurn, Turn
 from trio_companion.storage.meta import MetaRepository
+from trio_companion.storage.notes import Note, NoteLimitReached, NotesRepository
 from trio_companion.storage.paths import check_writable_dir
 from trio_companion.storage.store import Store, open_store
 
 __all__ = [
     "HistoryRepository",
     "MetaRepository",
+    "Note",
+    "NoteLimitReached",
+    "NotesRepository",
     "Role",
     "StorageError",
     "StorageIOError",

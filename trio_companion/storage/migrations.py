@@ -59,6 +59,23 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         CREATE INDEX history_by_channel ON history (channel_id, id);
         """,
     ),
+    Migration(
+        2,
+        "per-user notes",
+        """
+        -- user_id is a snowflake stored signed, as in history. AUTOINCREMENT: a deleted note's id
+        -- is never given to a new one, so an old id the user still has cannot hit another note.
+        CREATE TABLE notes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER NOT NULL,
+            category TEXT NOT NULL,
+            content TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+
+        CREATE INDEX notes_by_user ON notes (user_id, category, id);
+        """,
+    ),
 )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Final, final
 from trio_companion.storage.db import open_database
 from trio_companion.storage.history import HistoryRepository
 from trio_companion.storage.meta import MetaRepository
+from trio_companion.storage.notes import NotesRepository
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ class Store:
         self._db = db
         self.meta: Final = MetaRepository(db)
         self.history: Final = HistoryRepository(db)
+        self.notes: Final = NotesRepository(db)
 
     @property
     def path(self) -> Path:
