@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fakes.discord_gateway",
     "tests.fakes.discord",
     "tests.fakes.llm_servers",
+    "tests.fakes.search_servers",
 ]

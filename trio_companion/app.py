@@ -53,6 +53,7 @@ from trio_companion.services.llm.factory import (
     options_from,
 )
 from trio_companion.services.persona import PersonaLibrary
+from trio_companion.services.search.factory import make_search_provider
 from trio_companion.storage import Store, open_store
 
 __all__ = ["App", "AppStatistics", "Component", "ComponentFactory", "run"]
@@ -117,6 +118,7 @@ class App:
         )
         self.llm = make_backend(config.llm, llm_http, make_limits(config.llm))
         self.sessions = Sessions(config.chat.session_window)
+        self.search = make_search_provider(config.memory, http)
         self.chat = ChatService(
             backend=self.llm,
             store=store,

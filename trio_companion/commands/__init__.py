@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from trio_companion.commands import chat, core, history, notes, persona
+from trio_companion.commands import chat, core, history, notes, persona, search
 
 if TYPE_CHECKING:
     from trio_companion.app import App
@@ -22,4 +22,5 @@ def register_all(registry: CommandRegistry, app: App) -> None:
     persona.register(registry, app)
     chat.register(registry, app)
     history.register(registry, app)
+    search.register(registry, app)
     notes.register(registry, app)
