@@ -23,6 +23,7 @@ import signal
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, Protocol, final
 
@@ -30,6 +31,7 @@ import httpx
 import trio
 
 from trio_companion.commands import register_all
+from trio_companion.commands.reminders import deliver_reminder
 from trio_companion.config import Config
 from trio_companion.gateway.cache import StateCache
 from trio_companion.gateway.client import GatewayClient, TokenRejected, presence_for
@@ -53,6 +55,8 @@ from trio_companion.services.llm.factory import (
     options_from,
 )
 from trio_companion.services.persona import PersonaLibrary
+from trio_companion.services.rag import DocumentIndex
+from trio_companion.services.reminders.scheduler import ReminderScheduler
 from trio_companion.services.search.factory import make_search_provider
 from trio_companion.storage import Store, open_store
 
@@ -127,6 +131,17 @@ class App:
             budget=EditBudget(EDITS_PER_SECOND),
             history_turns=config.chat.history_turns,
             edit_interval=config.chat.stream_edit_interval,
+        )
+        self.reminders = ReminderScheduler(store.reminders, partial(deliver_reminder, self.rest))
+        self.rag = (
+            DocumentIndex(
+                store,
+                Path(config.memory.documents_dir),
+                backend=self.llm if config.memory.embedding_model else None,
+                embedding_model=config.memory.embedding_model,
+            )
+            if config.memory.rag_enabled
+            else None
         )
         self.registry = CommandRegistry()
         register_all(self.registry, self)
@@ -217,7 +232,10 @@ async def _run_components(
             guild_id=app.config.discord.dev_guild_id,
         )
         await nursery.start(app.personas.run)
+        if app.rag is not None:
+            await app.rag.reindex()  # logs its report
         await nursery.start(app.gateway.run)
+        await nursery.start(app.reminders.run)
         for factory in factories:
             await nursery.start(factory(app))
         log.info("trio_companion ready")

@@ -313,3 +313,18 @@ async def test_fifty_people_at_once(
     beats = [t for t, op, _ in connection.received if op == 1]
     assert len(beats) >= 2
     assert max(b - a for a, b in itertools.pairwise(beats)) < 1.5
+
+
+async def test_remind_me_in_chat_uses_the_reminder_parser(
+    app: App, fake_discord: FakeDiscord, fake_ollama: FakeOllama
+) -> None:
+    with trio.fail_after(DEADLINE):
+        await fake_discord.say("remind me in 10 minutes to stretch", mention_bot=True)
+        await fake_discord.wait_bot_messages(1)
+        await fake_discord.say("remind me whenever", mention_bot=True)
+        await fake_discord.wait_bot_messages(2)
+    confirmed, refused = (m["content"] for m in fake_discord.bot_messages())
+    assert confirmed.startswith("I'll remind you on ")
+    assert confirmed.endswith("stretch (reminder #1)")
+    assert refused.startswith("I couldn't find a time in that.")
+    assert fake_ollama.requests == []  # the model was not asked

@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from typing import TYPE_CHECKING
 
 import pytest
 import trio
 
 from tests.storage.helpers import DEADLINE_S, query_fresh
-from trio_companion.storage import StorageSchemaError, open_store
+from trio_companion.storage import StorageError, StorageOpenError, StorageSchemaError, open_store
 from trio_companion.storage.db import open_database
-from trio_companion.storage.migrations import MIGRATIONS, Migration, latest_version
+from trio_companion.storage.migrations import (
+    MIGRATIONS,
+    Migration,
+    latest_version,
+    require_module,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,6 +49,20 @@ async def test_empty_file_is_migrated_to_the_latest_version(tmp_path: Path) -> N
         "history_by_channel",
         "notes",
         "notes_by_user",
+        "reminders",
+        "reminders_by_due",
+        "reminders_by_user",
+        "documents",
+        "chunks",
+        "chunks_by_document",
+        "chunks_fts",
+        "chunks_fts_config",
+        "chunks_fts_data",
+        "chunks_fts_docsize",
+        "chunks_fts_idx",
+        "chunks_fts_insert",
+        "chunks_fts_delete",
+        "chunks_fts_update",
     }
 
 
@@ -104,3 +125,17 @@ async def test_gap_in_numbering_is_a_bug(tmp_path: Path) -> None:
     with trio.fail_after(DEADLINE_S), pytest.raises(ValueError, match="without gaps"):
         async with open_database(tmp_path / "db.sqlite3", migrations=(_SECOND,)):
             pass
+
+
+def test_a_sqlite_without_a_needed_module_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    # FTS5 cannot be removed from this SQLite; a module no SQLite has takes the same path.
+    path = tmp_path / "db.sqlite3"
+    with closing(sqlite3.connect(":memory:", isolation_level=None)) as conn:
+        require_module(conn, path, "fts5")  # present: no error
+        with pytest.raises(StorageOpenError) as caught:
+            require_module(conn, path, "no_such_module")
+    assert isinstance(caught.value, StorageError)
+    assert str(caught.value).startswith(
+        f"Cannot open the database {path}: this SQLite ({sqlite3.sqlite_version}) lacks the "
+        "no_such_module extension the search index needs (no such module: no_such_module)"
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from trio_companion.commands import chat, core, history, notes, persona, search
+from trio_companion.commands import chat, core, history, notes, persona, rag, reminders, search
 
 if TYPE_CHECKING:
     from trio_companion.app import App
@@ -24,3 +24,5 @@ def register_all(registry: CommandRegistry, app: App) -> None:
     history.register(registry, app)
     search.register(registry, app)
     notes.register(registry, app)
+    reminders.register(registry, app)
+    rag.register(registry, app)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import trio
 
+from trio_companion.commands.reminders import remind_from_text
 from trio_companion.gateway.commands import CommandRegistry, Param
 from trio_companion.gateway.errors import GatewayError
 from trio_companion.gateway.events import MessageCreate
@@ -145,6 +146,11 @@ class MessageHandler:
             )
             return
         author = event.author
+        # "remind me …" goes through the same parser as /remind, not to the model.
+        reminder = await remind_from_text(app, author.id, event.channel_id, event.guild_id, content)
+        if reminder is not None:
+            await app.rest.create_message(event.channel_id, reminder, reply_to=event.id)
+            return
         request = ChatRequest(
             channel_id=event.channel_id,
             guild_id=event.guild_id,

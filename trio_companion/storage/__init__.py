@@ -1,12 +1,21 @@
 """Embedded storage: one SQLite file in WAL mode, used from worker threads.
 
 ``async with open_store(path) as store:`` opens (and migrates) the file and yields a `Store`
-whose repositories, ``store.meta``, ``store.history`` and ``store.notes``, are the only code
-that speaks SQL. Writes are durable when they return. See `trio_companion.storage.db` for the
-theory of operation and `trio_companion.storage.errors` for what is raised when.
+whose repositories, ``store.meta``, ``store.history``, ``store.notes``, ``store.reminders`` and
+``store.documents``, are the only code that speaks SQL. Writes are durable when they return. See
+`trio_companion.storage.db` for the theory of operation and `trio_companion.storage.errors` for
+what is raised when.
 """
 
 from trio_companion.storage.db import StoreStatistics, Synchronous
+from trio_companion.storage.documents import (
+    ChunkHit,
+    DocumentsRepository,
+    EmbeddedChunk,
+    IndexedDocument,
+    NewChunk,
+    fts_query,
+)
 from trio_companion.storage.errors import (
     StorageError,
     StorageIOError,
@@ -17,14 +26,23 @@ from trio_companion.storage.history import HistoryRepository, Role, StoredTurn, 
 from trio_companion.storage.meta import MetaRepository
 from trio_companion.storage.notes import Note, NoteLimitReached, NotesRepository
 from trio_companion.storage.paths import check_writable_dir
+from trio_companion.storage.reminders import Reminder, ReminderLimitReached, RemindersRepository
 from trio_companion.storage.store import Store, open_store
 
 __all__ = [
+    "ChunkHit",
+    "DocumentsRepository",
+    "EmbeddedChunk",
     "HistoryRepository",
+    "IndexedDocument",
     "MetaRepository",
+    "NewChunk",
     "Note",
     "NoteLimitReached",
     "NotesRepository",
+    "Reminder",
+    "ReminderLimitReached",
+    "RemindersRepository",
     "Role",
     "StorageError",
     "StorageIOError",
@@ -36,5 +54,6 @@ __all__ = [
     "Synchronous",
     "Turn",
     "check_writable_dir",
+    "fts_query",
     "open_store",
 ]

@@ -76,6 +76,83 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         CREATE INDEX notes_by_user ON notes (user_id, category, id);
         """,
     ),
+    Migration(
+        3,
+        "reminders",
+        """
+        -- user_id, channel_id and guild_id are snowflakes stored signed, as in history. due_at,
+        -- created_at and delivered_at are unix UTC seconds. delivered_at is set once, when the
+        -- scheduler claims the reminder, before it is sent (at most once: see
+        -- trio_companion.services.reminders.scheduler); failure is why that send failed, if it did.
+        -- AUTOINCREMENT: a cancelled reminder's id is never given to a new one.
+        CREATE TABLE reminders (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER NOT NULL,
+            channel_id INTEGER NOT NULL,
+            guild_id INTEGER,
+            what TEXT NOT NULL,
+            due_at REAL NOT NULL,
+            created_at REAL NOT NULL,
+            delivered_at REAL,
+            failure TEXT
+        );
+
+        -- The scheduler's "next undelivered one" and "undelivered ones due by now".
+        CREATE INDEX reminders_by_due ON reminders (delivered_at, due_at);
+        -- /reminders, /cancel_reminder, the per-user cap.
+        CREATE INDEX reminders_by_user ON reminders (user_id, due_at);
+        """,
+    ),
+    Migration(
+        4,
+        "documents for retrieval, their chunks and a full-text index over them",
+        """
+        -- path is the document's path relative to the documents folder (or another source's
+        -- name); content_hash is the sha256 of its content, so an unchanged file is skipped;
+        -- embedding_model is the model its chunks were embedded with ('' if not embedded), so a
+        -- change of model re-embeds them. indexed_at is unix UTC seconds.
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            path TEXT NOT NULL UNIQUE,
+            content_hash TEXT NOT NULL,
+            embedding_model TEXT NOT NULL DEFAULT '',
+            indexed_at REAL NOT NULL
+        );
+
+        -- embedding: little-endian float32 vector, NULL when the chunk has none.
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            document_id INTEGER NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            embedding BLOB
+        );
+
+        CREATE UNIQUE INDEX chunks_by_document ON chunks (document_id, ordinal);
+
+        -- External-content FTS5 over chunks.text (BM25 ranking), kept in sync by the triggers
+        -- below; the porter stemmer lets "crafting" find "craft".
+        CREATE VIRTUAL TABLE chunks_fts USING fts5 (
+            text,
+            content = 'chunks',
+            content_rowid = 'id',
+            tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+
+        CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts (rowid, text) VALUES (new.id, new.text);
+        END;
+
+        CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+
+        CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN
+            INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            INSERT INTO chunks_fts (rowid, text) VALUES (new.id, new.text);
+        END;
+        """,
+    ),
 )
 
 
@@ -91,9 +168,11 @@ def migrate(
 
     Blocking: run it in a worker thread, on the write connection, in autocommit mode. Raises
     `StorageSchemaError` if the file is newer than `migrations` or a migration fails (that one is
-    rolled back; the earlier ones stay), `StorageOpenError` if the environment fails (disk full).
+    rolled back; the earlier ones stay), `StorageOpenError` if the environment fails (disk full)
+    or this SQLite lacks FTS5 (see `require_module`).
     """
     _check_numbering(migrations)
+    require_module(conn, path, "fts5")
     known = latest_version(migrations)
     current = _user_version(conn)
     if current > known:
@@ -118,6 +197,25 @@ def migrate(
             ) from exc
         current = migration.version
     return current
+
+
+def require_module(conn: sqlite3.Connection, path: Path, module: str) -> None:
+    """Raise `StorageOpenError` unless this SQLite has the virtual-table `module` (migration 4
+    needs ``fts5``). Checked at every open, not only when migrating: a file made elsewhere could
+    be opened with a SQLite built without it, and would then fail on its first search.
+    """
+    # A temporary table is private to this connection and touches no file; there is no portable
+    # way to list the modules (PRAGMA module_list needs a compile option).
+    probe = "_companion_module_probe"
+    try:
+        conn.execute(f'CREATE VIRTUAL TABLE temp.{probe} USING "{module}" (x)')
+    except sqlite3.OperationalError as exc:
+        raise StorageOpenError(
+            path,
+            f"this SQLite ({sqlite3.sqlite_version}) lacks the {module} extension the search "
+            f"index needs ({exc}); use a Python whose SQLite is built with it (most are)",
+        ) from exc
+    conn.execute(f"DROP TABLE temp.{probe}")
 
 
 def _check_numbering(migrations: Sequence[Migration]) -> None:

@@ -6,9 +6,11 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, final
 
 from trio_companion.storage.db import open_database
+from trio_companion.storage.documents import DocumentsRepository
 from trio_companion.storage.history import HistoryRepository
 from trio_companion.storage.meta import MetaRepository
 from trio_companion.storage.notes import NotesRepository
+from trio_companion.storage.reminders import RemindersRepository
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -29,6 +31,8 @@ class Store:
         self.meta: Final = MetaRepository(db)
         self.history: Final = HistoryRepository(db)
         self.notes: Final = NotesRepository(db)
+        self.documents: Final = DocumentsRepository(db)
+        self.reminders: Final = RemindersRepository(db)
 
     @property
     def path(self) -> Path:
