@@ -45,6 +45,7 @@ from trio_companion.gateway.rest_errors import Unauthorized
 from trio_companion.gateway.sync import sync_commands
 from trio_companion.gateway.tls import make_ssl_context
 from trio_companion.lifecycle import Lifecycle, wait_then_cancel
+from trio_companion.services.chat.context import DocumentContext
 from trio_companion.services.chat.service import ChatService
 from trio_companion.services.chat.sessions import Sessions
 from trio_companion.services.chat.writer import EditBudget
@@ -123,16 +124,6 @@ class App:
         self.llm = make_backend(config.llm, llm_http, make_limits(config.llm))
         self.sessions = Sessions(config.chat.session_window)
         self.search = make_search_provider(config.memory, http)
-        self.chat = ChatService(
-            backend=self.llm,
-            store=store,
-            personas=self.personas,
-            options=options_from(config.llm),
-            budget=EditBudget(EDITS_PER_SECOND),
-            history_turns=config.chat.history_turns,
-            edit_interval=config.chat.stream_edit_interval,
-        )
-        self.reminders = ReminderScheduler(store.reminders, partial(deliver_reminder, self.rest))
         self.rag = (
             DocumentIndex(
                 store,
@@ -143,6 +134,19 @@ class App:
             if config.memory.rag_enabled
             else None
         )
+        self.chat = ChatService(
+            backend=self.llm,
+            store=store,
+            personas=self.personas,
+            options=options_from(config.llm),
+            budget=EditBudget(EDITS_PER_SECOND),
+            history_turns=config.chat.history_turns,
+            edit_interval=config.chat.stream_edit_interval,
+            context_sources=(
+                [DocumentContext(self.rag, k=config.memory.rag_top_k)] if self.rag else []
+            ),
+        )
+        self.reminders = ReminderScheduler(store.reminders, partial(deliver_reminder, self.rest))
         self.registry = CommandRegistry()
         register_all(self.registry, self)
         self.router = InteractionRouter(

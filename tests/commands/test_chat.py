@@ -328,3 +328,28 @@ async def test_remind_me_in_chat_uses_the_reminder_parser(
     assert confirmed.endswith("stretch (reminder #1)")
     assert refused.startswith("I couldn't find a time in that.")
     assert fake_ollama.requests == []  # the model was not asked
+
+
+async def test_retrieved_passages_reach_the_model(
+    fake_discord: FakeDiscord, fake_ollama: FakeOllama, config: Config, tmp_path: Path
+) -> None:
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    (documents / "lore.md").write_text(
+        "# The Glimmer Sword\n\nThe Glimmer Sword was forged by the smith Oriel in Varn.\n"
+    )
+    (documents / "food.txt").write_text("Bread is baked at dawn in the village of Pell.\n")
+    config = msgspec.structs.replace(
+        config, memory=msgspec.structs.replace(config.memory, documents_dir=str(documents))
+    )
+    fake_ollama.reply = "Oriel forged it."
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            app: App = await nursery.start(app_module.run, config)
+            await fake_discord.say("who forged the glimmer sword?", mention_bot=True)
+            await wait_reply(fake_discord, "Oriel forged it.", 1)
+            app.request_shutdown("test over")
+    system = sent_messages(fake_ollama)[0]["content"]
+    assert "[source: lore.md]" in system
+    assert "forged by the smith Oriel" in system
+    assert "Pell" not in system  # only what matches

@@ -116,8 +116,96 @@ def fts_query(text: str, *, max_terms: int = MAX_QUERY_TERMS) -> str:
     Each word becomes a quoted string (FTS5 doubles quotes inside one; ``\\w+`` words hold none),
     so no character of `text` is ever FTS5 syntax. Repeated words are kept once, in order.
     """
-    words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))[:max_terms]
-    return " OR ".join(f'"{word}"' for word in words)
+    words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))
+    # Words like "the" match nearly every chunk; searching by them pulls unrelated passages
+    # into the prompt. A query of nothing else keeps them.
+    content = [word for word in words if word not in _STOPWORDS] or words
+    return " OR ".join(f'"{word}"' for word in content[:max_terms])
+
+
+# Common English function words, left out of searches when the query has other words.
+_STOPWORDS: Final = frozenset(
+    [
+        "a",
+        "about",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "just",
+        "me",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "so",
+        "some",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "too",
+        "up",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
+)
 
 
 @final

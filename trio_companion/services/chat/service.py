@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Final, Protocol, final
 
 import trio
 
+from trio_companion.errors import CompanionError
+from trio_companion.services.chat.context import CONTEXT_DEADLINE, ContextSource
 from trio_companion.services.chat.prompt import build_prompt, format_user_turn
 from trio_companion.services.chat.writer import EditBudget, MessageSink, open_reply_writer
 from trio_companion.services.llm.base import ChatMessage, GenerationOptions, LLMBackend
@@ -132,6 +134,7 @@ class ChatService:
         budget: EditBudget,
         history_turns: int,
         edit_interval: float,
+        context_sources: Sequence[ContextSource] = (),
     ) -> None:
         self._backend = backend
         self._store = store
@@ -140,6 +143,7 @@ class ChatService:
         self._budget = budget
         self._history_turns = history_turns
         self._interval = edit_interval
+        self._sources = tuple(context_sources)
         self._locks = ChannelLocks()
         self._counters = _Counters()
 
@@ -153,8 +157,11 @@ class ChatService:
         started = trio.current_time()
         persona = await self._personas.for_guild(request.guild_id)
         name, system = persona.name, persona.system_message()
-        if request.context:
-            system = f"{system}\n\n{request.context}"
+        extra = [
+            request.context,
+            *[await self._context(source, request) for source in self._sources],
+        ]
+        system = "\n\n".join([system, *(part for part in extra if part)])
         history = (
             await self._store.history.recent(request.channel_id, self._history_turns)
             if request.use_history
@@ -195,6 +202,20 @@ class ChatService:
             await self._remember(request, reply, name)
         self._counters.record(reply)
         return reply
+
+    async def _context(self, source: ContextSource, request: ChatRequest) -> str:
+        with trio.move_on_after(CONTEXT_DEADLINE):
+            try:
+                return await source.context_for(request)
+            except CompanionError as exc:
+                log.warning("context for channel %d left out: %s", request.channel_id, exc)
+                return ""
+        log.warning(
+            "context for channel %d left out: slower than %s s",
+            request.channel_id,
+            CONTEXT_DEADLINE,
+        )
+        return ""
 
     async def _remember(self, request: ChatRequest, reply: Reply, bot_name: str) -> None:
         now = time.time()  # wall-clock: history is shown and exported with real dates

@@ -1,0 +1,50 @@
+"""Extra context for the system message: what the companion knows beyond the conversation.
+
+A `ContextSource` turns a request into a few lines for the system message (retrieved document
+passages, what the companion knows about the speaker…). The chat service asks each source under
+its own small deadline: knowledge makes replies better, but never late — a slow or failing
+source is skipped (and logged), and the reply goes on without it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final, Protocol, final
+
+from trio_companion.services.rag.retrieve import format_context
+
+if TYPE_CHECKING:
+    from trio_companion.services.chat.service import ChatRequest
+    from trio_companion.services.rag.index import DocumentIndex
+
+__all__ = ["CONTEXT_DEADLINE", "ContextSource", "DocumentContext"]
+
+# Seconds each source may take; retrieval is a local index (and maybe one embedding request).
+CONTEXT_DEADLINE: Final = 3.0
+# Characters of retrieved passages in the prompt (about 600 tokens).
+DOCUMENT_BUDGET: Final = 1800
+
+
+class ContextSource(Protocol):
+    async def context_for(self, request: ChatRequest) -> str:
+        """Lines for the system message ('' for nothing); may raise `CompanionError`."""
+        ...
+
+
+@final
+class DocumentContext:
+    """Passages from the documents folder (and stored summaries) that match the message."""
+
+    def __init__(self, index: DocumentIndex, *, k: int, budget_chars: int = DOCUMENT_BUDGET):
+        self._index = index
+        self._k = k
+        self._budget = budget_chars
+
+    async def context_for(self, request: ChatRequest) -> str:
+        passages = await self._index.search(request.content, k=self._k)
+        text = format_context(passages, self._budget)
+        if not text:
+            return ""
+        return (
+            "Passages from your documents that may be relevant (use them only if they help, "
+            "and say which source you used):\n" + text
+        )
