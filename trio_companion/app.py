@@ -19,6 +19,7 @@ number, as a shell reports a process killed by it.
 from __future__ import annotations
 
 import logging
+import random
 import signal
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +32,7 @@ import httpx
 import trio
 
 from trio_companion.commands import register_all
+from trio_companion.commands.ambient import speak_ambient
 from trio_companion.commands.reminders import deliver_reminder
 from trio_companion.config import Config
 from trio_companion.gateway.cache import StateCache
@@ -45,7 +47,8 @@ from trio_companion.gateway.rest_errors import Unauthorized
 from trio_companion.gateway.sync import sync_commands
 from trio_companion.gateway.tls import make_ssl_context
 from trio_companion.lifecycle import Lifecycle, wait_then_cancel
-from trio_companion.services.chat.context import DocumentContext
+from trio_companion.services.ambient import AmbientChannels, AmbientPolicy, AmbientRunner
+from trio_companion.services.chat.context import DocumentContext, ProfileContext
 from trio_companion.services.chat.service import ChatService
 from trio_companion.services.chat.sessions import Sessions
 from trio_companion.services.chat.writer import EditBudget
@@ -55,7 +58,9 @@ from trio_companion.services.llm.factory import (
     make_llm_http_client,
     options_from,
 )
+from trio_companion.services.memory import Summarizer
 from trio_companion.services.persona import PersonaLibrary
+from trio_companion.services.profiles import ProfileLearner
 from trio_companion.services.rag import DocumentIndex
 from trio_companion.services.reminders.scheduler import ReminderScheduler
 from trio_companion.services.search.factory import make_search_provider
@@ -142,11 +147,27 @@ class App:
             budget=EditBudget(EDITS_PER_SECOND),
             history_turns=config.chat.history_turns,
             edit_interval=config.chat.stream_edit_interval,
-            context_sources=(
-                [DocumentContext(self.rag, k=config.memory.rag_top_k)] if self.rag else []
-            ),
+            context_sources=[
+                *([DocumentContext(self.rag, k=config.memory.rag_top_k)] if self.rag else []),
+                *([ProfileContext(store)] if config.memory.profiles_enabled else []),
+            ],
         )
         self.reminders = ReminderScheduler(store.reminders, partial(deliver_reminder, self.rest))
+        self.profiles = ProfileLearner(store.profiles, self.llm, options_from(config.llm))
+        self.memory = Summarizer(
+            store,
+            self.llm,
+            threshold=config.memory.summarize_after_turns,
+            keep_recent=config.chat.history_turns,
+            rag=self.rag,
+            options=options_from(config.llm),
+        )
+        self.ambient = AmbientRunner(
+            AmbientPolicy(config.ambient, random.Random()),
+            partial(speak_ambient, self),
+            AmbientChannels(store.meta),
+        )
+        self.ambient_guilds: dict[int, int] = {}  # channel -> guild, see commands/ambient.py
         self.registry = CommandRegistry()
         register_all(self.registry, self)
         self.router = InteractionRouter(
@@ -239,6 +260,9 @@ async def _run_components(
         if app.rag is not None:
             await app.rag.reindex()  # logs its report
         await nursery.start(app.gateway.run)
+        await nursery.start(app.profiles.run)
+        await nursery.start(app.memory.run)
+        await nursery.start(app.ambient.run)
         await nursery.start(app.reminders.run)
         for factory in factories:
             await nursery.start(factory(app))

@@ -353,3 +353,19 @@ async def test_retrieved_passages_reach_the_model(
     assert "[source: lore.md]" in system
     assert "forged by the smith Oriel" in system
     assert "Pell" not in system  # only what matches
+
+
+async def test_what_the_bot_knows_about_the_speaker_reaches_the_model(
+    app: App, fake_discord: FakeDiscord, fake_ollama: FakeOllama
+) -> None:
+    with trio.fail_after(DEADLINE):
+        remembered = await fake_discord.interact(
+            "remember", [{"name": "instruction", "type": 3, "value": "call me Captain"}]
+        )
+        await fake_discord.wait_answered(remembered)
+        fake_ollama.reply = "Aye, Captain."
+        await fake_discord.say("hello", mention_bot=True)
+        await wait_reply(fake_discord, "Aye, Captain.", 1)
+    system = sent_messages(fake_ollama)[0]["content"]
+    assert "What you know about Ann, who wrote the last message:" in system
+    assert "<<user instruction>> call me Captain <</user instruction>>" in system

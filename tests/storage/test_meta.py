@@ -44,3 +44,16 @@ async def test_values_survive_reopening(tmp_path: Path) -> None:
             await store.meta.set("k", "v")
         async with open_store(path) as store:
             assert await store.meta.get("k") == "v"
+
+
+async def test_keys_by_prefix(tmp_path: Path) -> None:
+    with trio.fail_after(DEADLINE_S):
+        async with open_store(tmp_path / "db.sqlite3") as store:
+            for key in ("channel:2:ambient", "channel:1:ambient", "chan", "guild:1:persona"):
+                await store.meta.set(key, "on")
+            await store.meta.set("50%_off", "v")
+            await store.meta.set("5000_off", "v")
+            assert await store.meta.keys("channel:") == ["channel:1:ambient", "channel:2:ambient"]
+            assert await store.meta.keys("50%_") == ["50%_off"]  # no LIKE wildcards
+            assert await store.meta.keys("nothing") == []
+            assert "chan" in await store.meta.keys("")

@@ -63,6 +63,12 @@ async def test_empty_file_is_migrated_to_the_latest_version(tmp_path: Path) -> N
         "chunks_fts_insert",
         "chunks_fts_delete",
         "chunks_fts_update",
+        "profile_facts",
+        "profile_facts_by_user",
+        "history_by_author",
+        "user_affection",
+        "summaries",
+        "summaries_by_channel",
     }
 
 

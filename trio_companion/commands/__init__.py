@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from trio_companion.commands import chat, core, history, notes, persona, rag, reminders, search
+from trio_companion.commands import (
+    ambient,
+    chat,
+    core,
+    history,
+    memory,
+    notes,
+    persona,
+    profiles,
+    rag,
+    reminders,
+    search,
+)
 
 if TYPE_CHECKING:
     from trio_companion.app import App
@@ -26,3 +38,6 @@ def register_all(registry: CommandRegistry, app: App) -> None:
     notes.register(registry, app)
     reminders.register(registry, app)
     rag.register(registry, app)
+    profiles.register(registry, app)
+    memory.register(registry, app)
+    ambient.register(registry, app)

@@ -1,10 +1,10 @@
 """Embedded storage: one SQLite file in WAL mode, used from worker threads.
 
 ``async with open_store(path) as store:`` opens (and migrates) the file and yields a `Store`
-whose repositories, ``store.meta``, ``store.history``, ``store.notes``, ``store.reminders`` and
-``store.documents``, are the only code that speaks SQL. Writes are durable when they return. See
-`trio_companion.storage.db` for the theory of operation and `trio_companion.storage.errors` for
-what is raised when.
+whose repositories, ``store.meta``, ``store.history``, ``store.notes``, ``store.reminders``,
+``store.documents`` and ``store.summaries``, are the only code that speaks SQL. Writes are
+durable when they return. See `trio_companion.storage.db` for the theory of operation and
+`trio_companion.storage.errors` for what is raised when.
 """
 
 from trio_companion.storage.db import StoreStatistics, Synchronous
@@ -26,13 +26,26 @@ from trio_companion.storage.history import HistoryRepository, Role, StoredTurn, 
 from trio_companion.storage.meta import MetaRepository
 from trio_companion.storage.notes import Note, NoteLimitReached, NotesRepository
 from trio_companion.storage.paths import check_writable_dir
+from trio_companion.storage.profiles import (
+    AddedFacts,
+    Affection,
+    FactKind,
+    ForgetReport,
+    ProfileFact,
+    ProfilesRepository,
+)
 from trio_companion.storage.reminders import Reminder, ReminderLimitReached, RemindersRepository
 from trio_companion.storage.store import Store, open_store
+from trio_companion.storage.summaries import SummariesRepository, Summary
 
 __all__ = [
+    "AddedFacts",
+    "Affection",
     "ChunkHit",
     "DocumentsRepository",
     "EmbeddedChunk",
+    "FactKind",
+    "ForgetReport",
     "HistoryRepository",
     "IndexedDocument",
     "MetaRepository",
@@ -40,6 +53,8 @@ __all__ = [
     "Note",
     "NoteLimitReached",
     "NotesRepository",
+    "ProfileFact",
+    "ProfilesRepository",
     "Reminder",
     "ReminderLimitReached",
     "RemindersRepository",
@@ -51,6 +66,8 @@ __all__ = [
     "Store",
     "StoreStatistics",
     "StoredTurn",
+    "SummariesRepository",
+    "Summary",
     "Synchronous",
     "Turn",
     "check_writable_dir",

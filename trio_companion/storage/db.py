@@ -103,6 +103,7 @@ class Database:
         self._read_limiter = trio.CapacityLimiter(1)
         self._closing = False
         self._writes_done = 0
+        self._write_committed = trio.Event()
         self._writes_failed = 0
         self._reads_done = 0
 
@@ -130,6 +131,8 @@ class Database:
             self._raise_if_environment_failure(exc)
             raise
         self._writes_done += 1
+        self._write_committed.set()
+        self._write_committed = trio.Event()
         return result
 
     async def read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -149,6 +152,15 @@ class Database:
             raise
         self._reads_done += 1
         return result
+
+    async def wait_writes(self, count: int) -> None:
+        """Return once `count` write transactions in all have committed (see `statistics`).
+
+        For code that must know a background writer got somewhere: read ``writes_done``, start
+        the work, then wait for more.
+        """
+        while self._writes_done < count:
+            await self._write_committed.wait()
 
     def statistics(self) -> StoreStatistics:
         write_stats = self._write_limiter.statistics()

@@ -36,6 +36,7 @@ _RECENT: Final = (
 )
 _COUNT: Final = "SELECT count(*) FROM history WHERE channel_id = ?"
 _CLEAR: Final = "DELETE FROM history WHERE channel_id = ?"
+_DELETE_BY_AUTHOR: Final = "DELETE FROM history WHERE author_id = ?"
 
 
 class Turn(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,6 +125,16 @@ class HistoryRepository:
 
         def delete(conn: sqlite3.Connection) -> int:
             return conn.execute(_CLEAR, (key,)).rowcount
+
+        return await self._db.write(delete)
+
+    async def delete_by_author(self, author_id: int) -> int:
+        """Delete every turn written by `author_id`, in every channel (for a "forget me"
+        request); return how many there were. The bot's answers to them stay."""
+        key = _to_sql(author_id)
+
+        def delete(conn: sqlite3.Connection) -> int:
+            return conn.execute(_DELETE_BY_AUTHOR, (key,)).rowcount
 
         return await self._db.write(delete)
 

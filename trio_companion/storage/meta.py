@@ -15,6 +15,9 @@ _SET: Final = (
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
 _DELETE: Final = "DELETE FROM meta WHERE key = ?"
+# substr/length rather than LIKE: a prefix may hold % or _ and needs no escaping. The table is a
+# handful of rows, so the scan is free.
+_KEYS: Final = "SELECT key FROM meta WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key"
 
 
 @final
@@ -52,3 +55,11 @@ class MetaRepository:
             return conn.execute(_DELETE, (key,)).rowcount > 0
 
         return await self._db.write(delete)
+
+    async def keys(self, prefix: str) -> list[str]:
+        """Every key that starts with `prefix`, in ascending order."""
+
+        def select(conn: sqlite3.Connection) -> list[str]:
+            return [str(row[0]) for row in conn.execute(_KEYS, (prefix,))]
+
+        return await self._db.read(select)

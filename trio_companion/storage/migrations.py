@@ -153,6 +153,60 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         END;
         """,
     ),
+    Migration(
+        5,
+        "user profiles: learned facts, /remember instructions and affection",
+        """
+        -- user_id and channel_id are snowflakes stored signed, as in history. kind is what the
+        -- text is; source is where it came from ('conversation': the background extraction,
+        -- 'remember': /remember). created_at is unix UTC seconds. The per-user, per-kind cap is
+        -- enforced by trio_companion.storage.profiles in the insert's transaction.
+        CREATE TABLE profile_facts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('fact', 'interest', 'preference', 'instruction')),
+            text TEXT NOT NULL,
+            source TEXT NOT NULL,
+            channel_id INTEGER,
+            created_at REAL NOT NULL
+        );
+
+        -- A profile loads by user (no full scan); newest first within a kind.
+        CREATE INDEX profile_facts_by_user ON profile_facts (user_id, kind, id);
+
+        -- /forget_me deletes a user's turns in every channel.
+        CREATE INDEX history_by_author ON history (author_id);
+
+        -- score in [-100, 100] (see trio_companion.services.profiles.affection).
+        CREATE TABLE user_affection (
+            user_id INTEGER PRIMARY KEY NOT NULL,
+            score REAL NOT NULL,
+            interactions INTEGER NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        """,
+    ),
+    Migration(
+        6,
+        "conversation summaries and their summary points",
+        """
+        -- channel_id is a snowflake stored signed, as in history. The summary covers the history
+        -- turns first_turn_id..last_turn_id of its channel; the largest last_turn_id of a channel
+        -- is its summary point: turns up to it are never summarised again (see
+        -- trio_companion.storage.summaries). created_at is unix UTC seconds.
+        CREATE TABLE summaries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            channel_id INTEGER NOT NULL,
+            first_turn_id INTEGER NOT NULL,
+            last_turn_id INTEGER NOT NULL CHECK (last_turn_id >= first_turn_id),
+            text TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+
+        -- The summary point (max last_turn_id) and a channel's summaries in order.
+        CREATE INDEX summaries_by_channel ON summaries (channel_id, last_turn_id);
+        """,
+    ),
 )
 
 

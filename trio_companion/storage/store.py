@@ -10,7 +10,9 @@ from trio_companion.storage.documents import DocumentsRepository
 from trio_companion.storage.history import HistoryRepository
 from trio_companion.storage.meta import MetaRepository
 from trio_companion.storage.notes import NotesRepository
+from trio_companion.storage.profiles import ProfilesRepository
 from trio_companion.storage.reminders import RemindersRepository
+from trio_companion.storage.summaries import SummariesRepository
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -33,6 +35,8 @@ class Store:
         self.notes: Final = NotesRepository(db)
         self.documents: Final = DocumentsRepository(db)
         self.reminders: Final = RemindersRepository(db)
+        self.profiles: Final = ProfilesRepository(db)
+        self.summaries: Final = SummariesRepository(db)
 
     @property
     def path(self) -> Path:
@@ -41,6 +45,10 @@ class Store:
     def statistics(self) -> StoreStatistics:
         """Counters and queue lengths; cheap, does not touch the database."""
         return self._db.statistics()
+
+    async def wait_writes(self, count: int) -> None:
+        """Return once `count` writes in all have committed (``statistics().writes_done``)."""
+        await self._db.wait_writes(count)
 
 
 @asynccontextmanager

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, Protocol, final
 
+from trio_companion.services.profiles.summary import profile_summary
 from trio_companion.services.rag.retrieve import format_context
 
 if TYPE_CHECKING:
     from trio_companion.services.chat.service import ChatRequest
     from trio_companion.services.rag.index import DocumentIndex
+    from trio_companion.storage import Store
 
-__all__ = ["CONTEXT_DEADLINE", "ContextSource", "DocumentContext"]
+__all__ = ["CONTEXT_DEADLINE", "ContextSource", "DocumentContext", "ProfileContext"]
 
 # Seconds each source may take; retrieval is a local index (and maybe one embedding request).
 CONTEXT_DEADLINE: Final = 3.0
 # Characters of retrieved passages in the prompt (about 600 tokens).
 DOCUMENT_BUDGET: Final = 1800
+# Characters of what is known about the speaker (about 500 tokens).
+PROFILE_BUDGET: Final = 1500
 
 
 class ContextSource(Protocol):
@@ -48,3 +52,19 @@ class DocumentContext:
             "Passages from your documents that may be relevant (use them only if they help, "
             "and say which source you used):\n" + text
         )
+
+
+@final
+class ProfileContext:
+    """What the companion learned about the person it is answering (facts, relationship, their
+    own `/remember` wishes, clearly delimited)."""
+
+    def __init__(self, store: Store, *, budget_chars: int = PROFILE_BUDGET) -> None:
+        self._store = store
+        self._budget = budget_chars
+
+    async def context_for(self, request: ChatRequest) -> str:
+        text = await profile_summary(self._store, request.author_id, max_chars=self._budget)
+        if not text:
+            return ""
+        return f"What you know about {request.author_name}, who wrote the last message:\n{text}"

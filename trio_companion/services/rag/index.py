@@ -11,6 +11,10 @@ changed file is chunked (`trio_companion.services.rag.chunking`) in the same thr
 batches when an embedding model is configured, and its chunks replace the old ones in one
 transaction. Documents no longer in the folder are deleted. One reindex runs at a time.
 
+Not every document is a file: `DocumentIndex.store_text` stores text made by the companion itself
+(conversation summaries) under a path starting with `GENERATED_PREFIX`; reindex leaves those
+alone, and a file whose name starts with the prefix is not indexed, so the two never collide.
+
 If embedding fails (server down, model missing), the rest of that reindex stores chunks without
 vectors, marked as not embedded, and the next reindex embeds them again; search still works by
 words meanwhile.
@@ -49,11 +53,20 @@ if TYPE_CHECKING:
     from trio_companion.services.llm.base import LLMBackend
     from trio_companion.storage import EmbeddedChunk, Store
 
-__all__ = ["DOCUMENT_SUFFIXES", "DocumentIndex", "IndexStatistics", "ReindexReport"]
+__all__ = [
+    "DOCUMENT_SUFFIXES",
+    "GENERATED_PREFIX",
+    "DocumentIndex",
+    "IndexStatistics",
+    "ReindexReport",
+]
 
 log = logging.getLogger(__name__)
 
 DOCUMENT_SUFFIXES: Final = frozenset({".md", ".txt"})
+# Paths of documents that are not files of the folder (see `DocumentIndex.store_text`); ':' is not
+# in any relative path this module produces for a normal file name, and such files are refused.
+GENERATED_PREFIX: Final = "summary:"
 # A documents folder holds notes and wiki pages; a larger file is most likely a mistake (a log,
 # a dump) and would crowd out everything else.
 MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024
@@ -201,6 +214,20 @@ class DocumentIndex:
             for chunk_id, score in reciprocal_rank_fusion(rankings)[:k]
         ]
 
+    async def store_text(self, path: str, text: str) -> None:
+        """Index `text` as the document `path`, which must start with `GENERATED_PREFIX`.
+
+        Chunked and (when configured) embedded like a file; an embedding failure stores the
+        chunks for word search only. Raises the store's errors.
+        """
+        if not path.startswith(GENERATED_PREFIX):
+            raise ValueError(f"a generated document's path must start with {GENERATED_PREFIX!r}")
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        scanned = _ScannedFile(path, digest, None)
+        await self._store_document(scanned, chunk_text(text), embed=self._backend is not None)
+        self._generation += 1
+        self._vectors = None
+
     def statistics(self) -> IndexStatistics:
         return IndexStatistics(
             documents_indexed=self._documents_indexed,
@@ -237,7 +264,9 @@ class DocumentIndex:
                 updated += 1
             else:
                 added += 1
-        removed = await self._documents.remove([p for p in indexed if p not in scan.files])
+        removed = await self._documents.remove(
+            [p for p in indexed if p not in scan.files and not p.startswith(GENERATED_PREFIX)]
+        )
         if added or updated or removed:
             self._generation += 1
             self._vectors = None
@@ -343,6 +372,10 @@ def scan_folder(root: Path, known: Mapping[str, str]) -> _Scan:
             if name.startswith(".") or path.suffix.lower() not in DOCUMENT_SUFFIXES:
                 continue
             relative = path.relative_to(base).as_posix()
+            if relative.startswith(GENERATED_PREFIX):
+                log.warning("skipping the document %s: the name is reserved", relative)
+                skipped += 1
+                continue
             data = _read_inside(path, base, relative)
             if data is None:
                 skipped += 1
