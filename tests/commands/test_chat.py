@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import msgspec
 import pytest
 import trio
 
-from tests.fakes.discord import CHANNEL_ID, FakeDiscord
+from tests.fakes.discord import CHANNEL_ID, USER_ID, FakeDiscord
 from tests.fakes.llm_servers import FakeOllama
 from trio_companion import app as app_module
 from trio_companion.app import App
@@ -327,7 +328,11 @@ async def test_remind_me_in_chat_uses_the_reminder_parser(
     assert confirmed.startswith("I'll remind you on ")
     assert confirmed.endswith("stretch (reminder #1)")
     assert refused.startswith("I couldn't find a time in that.")
-    assert fake_ollama.requests == []  # the model was not asked
+    # The model was not asked to chat; only, once, to read the phrase the parser could not.
+    [asked] = [r.json for r in fake_ollama.requests if r.path == "/api/chat"]
+    assert isinstance(asked, dict)
+    assert asked["messages"][0]["content"].startswith("You turn a reminder request into JSON")
+    assert asked["messages"][1]["content"].endswith("Request: remind me whenever")
 
 
 async def test_retrieved_passages_reach_the_model(
@@ -369,3 +374,20 @@ async def test_what_the_bot_knows_about_the_speaker_reaches_the_model(
     system = sent_messages(fake_ollama)[0]["content"]
     assert "What you know about Ann, who wrote the last message:" in system
     assert "<<user instruction>> call me Captain <</user instruction>>" in system
+
+
+async def test_the_model_reads_a_reminder_phrase_the_parser_cannot(
+    app: App, fake_discord: FakeDiscord, fake_ollama: FakeOllama
+) -> None:
+    day = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d")
+    fake_ollama.reply = f'Sure: {{"when": "{day}T17:00", "what": "call gran"}}'
+    with trio.fail_after(DEADLINE):
+        await fake_discord.say(
+            "remind me at teatime the day after tomorrow to call gran", mention_bot=True
+        )
+        await fake_discord.wait_bot_messages(1)
+    [confirmed] = [m["content"] for m in fake_discord.bot_messages()]
+    assert "at 17:00 (UTC)" in confirmed
+    assert ": call gran (reminder #1) — that is how I understood it" in confirmed
+    [reminder] = await app.store.reminders.list_for_user(USER_ID)
+    assert datetime.fromtimestamp(reminder.due_at, UTC).strftime("%Y-%m-%dT%H:%M") == f"{day}T17:00"

@@ -26,12 +26,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Final
 from zoneinfo import ZoneInfo
 
+import trio
+
 from trio_companion.gateway.commands import CommandRegistry, Param
 from trio_companion.gateway.interactions import Interaction
 from trio_companion.gateway.rest import RestClient
 from trio_companion.gateway.rest_errors import Forbidden, NotFound
 from trio_companion.gateway.rest_models import AllowedMentions
 from trio_companion.services.reminders import ReminderError, parse_reminder
+from trio_companion.services.reminders.errors import UnparsableTime
+from trio_companion.services.reminders.fallback import MATCHED_BY_MODEL, read_with_model
 from trio_companion.services.reminders.timezones import (
     find_zone,
     get_user_zone,
@@ -61,6 +65,9 @@ REMIND_COOLDOWN: Final = 3.0
 PREVIEW: Final = 100
 # Discord integer options are limited to ±2**53 (docs: application commands, option types).
 _MAX_ID: Final = 2**53
+# Seconds the model may take to read a phrase the parser could not; past it, the parser's
+# message is shown.
+MODEL_READING_DEADLINE: Final = 15.0
 # Discord shows at most 25 autocomplete choices.
 _MAX_CHOICES: Final = 25
 _MAX_ZONE_NAME: Final = 64
@@ -218,6 +225,14 @@ async def _schedule(
     now = datetime.now(UTC)
     try:
         parsed = parse_reminder(text, now=now, tz=zone)
+    except UnparsableTime as exc:
+        # Only a phrase the parser cannot read goes to the model; its reading is echoed below.
+        reading = None
+        with trio.move_on_after(MODEL_READING_DEADLINE):
+            reading = await read_with_model(app.llm, text, now=now, tz=zone)
+        if reading is None:
+            return False, str(exc)
+        parsed = reading
     except ReminderError as exc:
         return False, str(exc)
     due_at = parsed.when.timestamp()
@@ -234,9 +249,15 @@ async def _schedule(
     except ReminderLimitReached as exc:
         return False, str(exc)
     app.reminders.notify(due_at)
+    guessed = parsed.matched == MATCHED_BY_MODEL
     return True, (
         f"I'll remind you on {_when(parsed.when, zone, now)} ({zone.key}) — "
         f"{_until(parsed.when, now)}: {parsed.what} (reminder #{saved.id})"
+        + (
+            f" — that is how I understood it; `/cancel_reminder id:{saved.id}` if not."
+            if guessed
+            else ""
+        )
     )
 
 
