@@ -109,11 +109,13 @@ async def test_in_flight_work_finishes_and_is_stored(config: Config) -> None:
 
 async def test_forced_shutdown_abandons_work_and_still_closes_storage(config: Config) -> None:
     cancelled = trio.Event()
+    waiting = trio.Event()
 
     async def stuck(app: App) -> None:
         with app.lifecycle.work("stuck"):
             await app.store.meta.set("before", "1")
             try:
+                waiting.set()
                 await trio.sleep_forever()
             finally:
                 cancelled.set()
@@ -121,7 +123,8 @@ async def test_forced_shutdown_abandons_work_and_still_closes_storage(config: Co
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
             app, codes = await start_app(nursery, config, extra_components=[component(stuck)])
-            await trio.testing.wait_all_tasks_blocked()
+            # Not wait_all_tasks_blocked: a task waiting for a storage thread counts as blocked.
+            await waiting.wait()
             app.request_shutdown("test")
             app.force_shutdown("impatient", exit_code=7)
     assert cancelled.is_set()

@@ -48,7 +48,7 @@ from trio_companion.gateway.sync import sync_commands
 from trio_companion.gateway.tls import make_ssl_context
 from trio_companion.lifecycle import Lifecycle, wait_then_cancel
 from trio_companion.services.ambient import AmbientChannels, AmbientPolicy, AmbientRunner
-from trio_companion.services.chat.context import DocumentContext, ProfileContext
+from trio_companion.services.chat.context import DocumentContext, ProfileContext, SearchContext
 from trio_companion.services.chat.service import ChatService
 from trio_companion.services.chat.sessions import Sessions
 from trio_companion.services.chat.writer import EditBudget
@@ -58,6 +58,7 @@ from trio_companion.services.llm.factory import (
     make_llm_http_client,
     options_from,
 )
+from trio_companion.services.maintenance import Maintenance
 from trio_companion.services.memory import Summarizer
 from trio_companion.services.persona import PersonaLibrary
 from trio_companion.services.profiles import ProfileLearner
@@ -150,6 +151,11 @@ class App:
             context_sources=[
                 *([DocumentContext(self.rag, k=config.memory.rag_top_k)] if self.rag else []),
                 *([ProfileContext(store)] if config.memory.profiles_enabled else []),
+                *(
+                    [SearchContext(self.search)]
+                    if self.search is not None and config.memory.auto_search
+                    else []
+                ),
             ],
         )
         self.reminders = ReminderScheduler(store.reminders, partial(deliver_reminder, self.rest))
@@ -166,6 +172,13 @@ class App:
             AmbientPolicy(config.ambient, random.Random()),
             partial(speak_ambient, self),
             AmbientChannels(store.meta),
+        )
+        self.maintenance = Maintenance(
+            store,
+            retention_days=config.memory.history_retention_days,
+            every_hours=config.memory.maintenance_every,
+            temp_dir=config.data_path / "tmp",
+            temp_max_age_hours=config.memory.temp_file_max_age,
         )
         self.ambient_guilds: dict[int, int] = {}  # channel -> guild, see commands/ambient.py
         self.registry = CommandRegistry()
@@ -264,6 +277,7 @@ async def _run_components(
         await nursery.start(app.memory.run)
         await nursery.start(app.ambient.run)
         await nursery.start(app.reminders.run)
+        await nursery.start(app.maintenance.run)
         for factory in factories:
             await nursery.start(factory(app))
         log.info("trio_companion ready")

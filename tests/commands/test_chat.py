@@ -19,6 +19,7 @@ import trio
 
 from tests.fakes.discord import CHANNEL_ID, USER_ID, FakeDiscord
 from tests.fakes.llm_servers import FakeOllama
+from tests.fakes.search_servers import SAMPLE_RESULTS, FakeSearXNG
 from trio_companion import app as app_module
 from trio_companion.app import App
 from trio_companion.config import Config
@@ -391,3 +392,27 @@ async def test_the_model_reads_a_reminder_phrase_the_parser_cannot(
     assert ": call gran (reminder #1) — that is how I understood it" in confirmed
     [reminder] = await app.store.reminders.list_for_user(USER_ID)
     assert datetime.fromtimestamp(reminder.due_at, UTC).strftime("%Y-%m-%dT%H:%M") == f"{day}T17:00"
+
+
+async def test_questions_about_now_are_searched_when_auto_search_is_on(
+    fake_discord: FakeDiscord, fake_ollama: FakeOllama, fake_searxng: FakeSearXNG, config: Config
+) -> None:
+    memory = msgspec.structs.replace(
+        config.memory, search_provider="searxng", searxng_url=fake_searxng.url, auto_search=True
+    )
+    config = msgspec.structs.replace(config, memory=memory)
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            app: App = await nursery.start(app_module.run, config)
+            fake_ollama.reply = "Nobody knows yet."
+            await fake_discord.say("who won the match yesterday?", mention_bot=True)
+            await wait_reply(fake_discord, "Nobody knows yet.", 1)
+            fake_ollama.reply = "Hello!"
+            await fake_discord.say("how are you?", mention_bot=True)
+            await wait_reply(fake_discord, "Hello!", 2)
+            app.request_shutdown("test over")
+    first, second = sent_messages_all(fake_ollama)
+    assert "Fresh web search results for the last message:" in first[0]["content"]
+    assert f"<{SAMPLE_RESULTS[0].url}>" in first[0]["content"]
+    assert "Fresh web search results" not in second[0]["content"]  # not about current events
+    assert [q.q for q in fake_searxng.queries] == ["who won the match yesterday?"]

@@ -189,3 +189,20 @@ async def test_a_refused_replace_keeps_the_old_turns(tmp_path: Path, bad: Turn) 
             with pytest.raises(ValueError, match=r"Discord id|role must be|channel 20"):
                 await store.history.replace(1, [make_turn(content="new"), bad])
             assert [t.content for t in await store.history.recent(1, 10)] == ["kept", "kept"]
+
+
+async def test_delete_older_than_removes_only_turns_before_the_cutoff(tmp_path: Path) -> None:
+    def at(created_at: float, channel_id: int) -> Turn:
+        return msgspec.structs.replace(
+            make_turn(channel_id=channel_id, content=str(created_at)), created_at=created_at
+        )
+
+    with trio.fail_after(DEADLINE_S):
+        async with open_store(tmp_path / "db.sqlite3") as store:
+            await store.history.append_many([at(100.0, 1), at(199.5, 2), at(200.0, 1), at(300, 2)])
+            writes = store.statistics().writes_done
+            assert await store.history.delete_older_than(200.0) == 2
+            assert store.statistics().writes_done == writes + 1  # one transaction
+            assert await store.history.delete_older_than(200.0) == 0
+            left = await store.history.recent(1, 10) + await store.history.recent(2, 10)
+    assert sorted(turn.created_at for turn in left) == [200.0, 300.0]

@@ -110,6 +110,9 @@ class MemoryConfig(Section, frozen=True):
     history_retention_days: Annotated[int, _m(ge=1, le=36_500)] = 90
     search_provider: Literal["none", "searxng", "duckduckgo"] = "none"
     searxng_url: OptionalUrl = ""
+    auto_search: bool = False
+    maintenance_every: Annotated[float, _m(gt=0.0, le=168.0)] = 6.0
+    temp_file_max_age: Annotated[float, _m(gt=0.0)] = 24.0
 
 
 class AmbientConfig(Section, frozen=True):

@@ -37,6 +37,7 @@ _RECENT: Final = (
 _COUNT: Final = "SELECT count(*) FROM history WHERE channel_id = ?"
 _CLEAR: Final = "DELETE FROM history WHERE channel_id = ?"
 _DELETE_BY_AUTHOR: Final = "DELETE FROM history WHERE author_id = ?"
+_DELETE_OLDER_THAN: Final = "DELETE FROM history WHERE created_at < ?"
 
 
 class Turn(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,6 +136,15 @@ class HistoryRepository:
 
         def delete(conn: sqlite3.Connection) -> int:
             return conn.execute(_DELETE_BY_AUTHOR, (key,)).rowcount
+
+        return await self._db.write(delete)
+
+    async def delete_older_than(self, cutoff_unix: float) -> int:
+        """Delete every turn, in every channel, whose ``created_at`` is before `cutoff_unix`
+        (unix seconds); return how many there were. Turns at the cutoff or later stay."""
+
+        def delete(conn: sqlite3.Connection) -> int:
+            return conn.execute(_DELETE_OLDER_THAN, (cutoff_unix,)).rowcount
 
         return await self._db.write(delete)
 

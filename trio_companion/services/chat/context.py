@@ -12,13 +12,21 @@ from typing import TYPE_CHECKING, Final, Protocol, final
 
 from trio_companion.services.profiles.summary import profile_summary
 from trio_companion.services.rag.retrieve import format_context
+from trio_companion.services.search.auto import looks_time_sensitive
 
 if TYPE_CHECKING:
     from trio_companion.services.chat.service import ChatRequest
     from trio_companion.services.rag.index import DocumentIndex
+    from trio_companion.services.search.base import SearchProvider
     from trio_companion.storage import Store
 
-__all__ = ["CONTEXT_DEADLINE", "ContextSource", "DocumentContext", "ProfileContext"]
+__all__ = [
+    "CONTEXT_DEADLINE",
+    "ContextSource",
+    "DocumentContext",
+    "ProfileContext",
+    "SearchContext",
+]
 
 # Seconds each source may take; retrieval is a local index (and maybe one embedding request).
 CONTEXT_DEADLINE: Final = 3.0
@@ -68,3 +76,31 @@ class ProfileContext:
         if not text:
             return ""
         return f"What you know about {request.author_name}, who wrote the last message:\n{text}"
+
+
+@final
+class SearchContext:
+    """Web results for questions about the here and now (`looks_time_sensitive`), when
+    automatic search is on. The model is asked to cite them with their links, since an ordinary
+    reply has no list of sources under it."""
+
+    def __init__(self, provider: SearchProvider, *, limit: int = 3) -> None:
+        self._provider = provider
+        self._limit = limit
+
+    async def context_for(self, request: ChatRequest) -> str:
+        if not looks_time_sensitive(request.content):
+            return ""
+        results = await self._provider.search(request.content, limit=self._limit)
+        if not results:
+            return ""
+        lines = ["Fresh web search results for the last message:"]
+        for number, result in enumerate(results, 1):
+            lines.append(f"[{number}] {result.title} <{result.url}>")
+            if result.snippet:
+                lines.append(f"    {result.snippet}")
+        lines.append(
+            "If you use them, say which ones, with their links in angle brackets like "
+            "<https://example.com>; if they do not answer the question, say so."
+        )
+        return "\n".join(lines)
