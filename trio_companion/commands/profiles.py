@@ -81,8 +81,11 @@ _KIND_TITLES: Final = (
 
 
 def register(registry: CommandRegistry, app: "App") -> None:
-    listener = ProfileListener(app)
-    app.dispatcher.add_listener(MessageCreate, listener.on_message)
+    if app.config.memory.profiles_enabled:
+        # memory.profiles_enabled = false: nothing new is learned (the commands still show,
+        # and /forget_me still deletes, what is stored).
+        listener = ProfileListener(app)
+        app.dispatcher.add_listener(MessageCreate, listener.on_message)
     profiles = app.store.profiles
     admins = frozenset(app.config.discord.admin_user_ids)
 

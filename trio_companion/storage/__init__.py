@@ -2,7 +2,8 @@
 
 ``async with open_store(path) as store:`` opens (and migrates) the file and yields a `Store`
 whose repositories, ``store.meta``, ``store.history``, ``store.notes``, ``store.reminders``,
-``store.documents`` and ``store.summaries``, are the only code that speaks SQL. Writes are
+``store.documents``, ``store.profiles`` and ``store.summaries``, are the only code that speaks
+SQL. Writes are
 durable when they return. See `trio_companion.storage.db` for the theory of operation and
 `trio_companion.storage.errors` for what is raised when.
 """
