@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,24 +25,6 @@ from trio_companion.app import App
 from trio_companion.config import Config
 
 DEADLINE = 30
-
-
-@pytest.fixture
-def config(fake_discord: FakeDiscord, fake_ollama: FakeOllama, tmp_path: Path) -> Config:
-    base = fake_discord.config(tmp_path / "data")
-    return msgspec.structs.replace(
-        base,
-        llm=msgspec.structs.replace(base.llm, url=fake_ollama.url),
-        chat=msgspec.structs.replace(base.chat, personas_dir=str(tmp_path / "personas")),
-    )
-
-
-@pytest.fixture
-async def app(config: Config) -> AsyncIterator[App]:
-    async with trio.open_nursery() as nursery:
-        started: App = await nursery.start(app_module.run, config)
-        yield started
-        started.request_shutdown("test over")
 
 
 def sent_messages(fake: FakeOllama, index: int = -1) -> list[dict[str, Any]]:

@@ -8,19 +8,15 @@ History is written straight into the store once the app is up; no model is neede
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import msgspec
 import pytest
 import trio
 
-from tests.fakes.discord import CHANNEL_ID, MANAGER, USER_ID, FakeDiscord
+from tests.fakes.discord import CHANNEL_ID, MANAGER, USER_ID, FakeDiscord, last_message
 from tests.fakes.discord_rest import FakeInteraction, UploadedFile
-from trio_companion import app as app_module
 from trio_companion.app import App
-from trio_companion.config import Config
 from trio_companion.services.chat.transcript import MAX_TURNS, render_export
 from trio_companion.storage import Role, StoredTurn, Turn
 
@@ -29,23 +25,6 @@ EPHEMERAL = 1 << 6
 NOON = 1_795_867_200.0  # 2026-11-28 12:00:00 UTC
 DM_CHANNEL = 1_200_000_000_000_000_099
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def config(fake_discord: FakeDiscord, tmp_path: Path) -> Config:
-    base = fake_discord.config(tmp_path / "data")
-    return msgspec.structs.replace(
-        base, chat=msgspec.structs.replace(base.chat, personas_dir=str(tmp_path / "personas"))
-    )
-
-
-@pytest.fixture
-async def app(config: Config) -> AsyncIterator[App]:
-    async with trio.open_nursery() as nursery:
-        with trio.fail_after(DEADLINE):
-            started: App = await nursery.start(app_module.run, config)
-        yield started
-        started.request_shutdown("test over")
 
 
 def turn(
@@ -81,14 +60,6 @@ async def history(app: App, channel_id: int = CHANNEL_ID) -> list[StoredTurn]:
 
 def contents(turns: Sequence[Turn]) -> list[str]:
     return [t.content for t in turns]
-
-
-def answer(interaction: FakeInteraction) -> dict[str, Any]:
-    """The message the user sees: the last followup, else the original response."""
-    if interaction.followups:
-        return list(interaction.followups.values())[-1]
-    assert interaction.original is not None
-    return interaction.original
 
 
 async def run(
@@ -149,10 +120,12 @@ async def test_clear_history_needs_manage_server(app: App, fake_discord: FakeDis
         cleared = await run(fake_discord, "clear_history", permissions=MANAGER)
         assert await history(app) == []
         assert contents(await history(app, CHANNEL_ID + 1)) == ["elsewhere"]
-    assert answer(refused)["content"] == "`/clear_history` needs the Manage Server permission."
-    assert answer(refused)["flags"] == EPHEMERAL
-    assert answer(cleared)["content"] == "Cleared 3 messages of history in this channel."
-    assert answer(cleared)["flags"] == EPHEMERAL
+    assert (
+        last_message(refused)["content"] == "`/clear_history` needs the Manage Server permission."
+    )
+    assert last_message(refused)["flags"] == EPHEMERAL
+    assert last_message(cleared)["content"] == "Cleared 3 messages of history in this channel."
+    assert last_message(cleared)["flags"] == EPHEMERAL
     assert not app.sessions.is_open(CHANNEL_ID)  # the follow-up session ended too
 
 
@@ -161,7 +134,7 @@ async def test_anyone_may_clear_their_own_dm(app: App, fake_discord: FakeDiscord
         await app.store.history.append(turn("just us", channel_id=DM_CHANNEL))
         cleared = await run(fake_discord, "clear_history", guild_id=None, channel_id=DM_CHANNEL)
         assert await history(app, DM_CHANNEL) == []
-    assert answer(cleared)["content"] == "Cleared 1 message of history in this channel."
+    assert last_message(cleared)["content"] == "Cleared 1 message of history in this channel."
 
 
 # --- /export_chat --------------------------------------------------------------------------
@@ -174,7 +147,7 @@ async def test_export_sends_json_and_markdown_privately(
         await app.store.history.append_many(conversation())
         exported = await run(fake_discord, "export_chat")
         again = await run(fake_discord, "export_chat")
-    message = answer(exported)
+    message = last_message(exported)
     assert message["content"] == "Exported 3 messages of this channel's history."
     assert message["flags"] == EPHEMERAL
     json_name, md_name = f"chat-{CHANNEL_ID}.json", f"chat-{CHANNEL_ID}.md"
@@ -211,18 +184,18 @@ async def test_export_sends_json_and_markdown_privately(
     assert "**Mira** · 2026-11-28 12:00 UTC\n\nTea, mostly.\n" in markdown
     assert "**Bob** · 2026-11-28 12:01 UTC\n\ngreen or black?\n" in markdown
     # The cooldown: 10 s per user.
-    assert answer(again)["content"].startswith("Slow down: try `/export_chat` again in ")
-    assert answer(again)["flags"] == EPHEMERAL
+    assert last_message(again)["content"].startswith("Slow down: try `/export_chat` again in ")
+    assert last_message(again)["flags"] == EPHEMERAL
     assert uploads(fake_discord, again) == {}
 
 
 async def test_export_of_an_empty_history(app: App, fake_discord: FakeDiscord) -> None:
     with trio.fail_after(DEADLINE):
         exported = await run(fake_discord, "export_chat")
-    assert answer(exported)["content"] == (
+    assert last_message(exported)["content"] == (
         "There is no stored conversation in this channel to export."
     )
-    assert answer(exported)["flags"] == EPHEMERAL
+    assert last_message(exported)["flags"] == EPHEMERAL
     assert uploads(fake_discord, exported) == {}
 
 
@@ -231,7 +204,7 @@ async def test_export_says_when_it_is_capped(app: App, fake_discord: FakeDiscord
     with trio.fail_after(DEADLINE):
         await app.store.history.append_many(turns)
         exported = await run(fake_discord, "export_chat")
-    assert answer(exported)["content"] == (
+    assert last_message(exported)["content"] == (
         f"Exported the newest {MAX_TURNS} of {MAX_TURNS + 2} messages of this channel's history "
         f"(an export holds at most {MAX_TURNS} messages and 2 MiB)."
     )
@@ -255,11 +228,11 @@ async def test_import_merge_adds_what_is_missing(app: App, fake_discord: FakeDis
         after = await history(app)
         again = await import_file(fake_discord, export_of(file_turns), "merge")
         assert await history(app) == after
-    assert answer(merged)["content"] == "Imported 2 messages (2 were already there)."
-    assert answer(merged)["flags"] == EPHEMERAL
+    assert last_message(merged)["content"] == "Imported 2 messages (2 were already there)."
+    assert last_message(merged)["flags"] == EPHEMERAL
     assert contents(after) == [*contents(old), "and you?", "Both!"]
     assert {t.channel_id for t in after} == {CHANNEL_ID}
-    assert answer(again)["content"] == "Nothing to import: all 4 messages were already there."
+    assert last_message(again)["content"] == "Nothing to import: all 4 messages were already there."
 
 
 async def test_import_replace_and_the_round_trip(app: App, fake_discord: FakeDiscord) -> None:
@@ -271,7 +244,7 @@ async def test_import_replace_and_the_round_trip(app: App, fake_discord: FakeDis
         replaced = await import_file(fake_discord, exported, "replace")
         restored = await history(app)
         second = await run(fake_discord, "export_chat", user_id=USER_ID + 1)  # no cooldown
-    assert answer(replaced)["content"] == (
+    assert last_message(replaced)["content"] == (
         "Replaced this channel's history: imported 3 messages, removed 5 messages."
     )
     assert contents(restored) == contents(conversation())
@@ -371,8 +344,8 @@ async def test_a_refused_import_changes_nothing(
         before = await history(app)
         refused = await import_file(fake_discord, data, mode, **kwargs)
         assert await history(app) == before
-    assert answer(refused)["content"] == message
-    assert answer(refused)["flags"] == EPHEMERAL
+    assert last_message(refused)["content"] == message
+    assert last_message(refused)["flags"] == EPHEMERAL
     assert cdn_requests(fake_discord) == downloads
 
 
@@ -383,6 +356,6 @@ async def test_a_failed_download_changes_nothing(app: App, fake_discord: FakeDis
         before = await history(app)
         refused = await import_file(fake_discord, export_of([turn("new")]), "replace")
         assert await history(app) == before
-    assert answer(refused)["content"] == (
+    assert last_message(refused)["content"] == (
         "Could not download that file (HTTP 404); try uploading it again."
     )

@@ -16,8 +16,7 @@ import msgspec
 import pytest
 import trio
 
-from tests.fakes.discord import CHANNEL_ID, USER_ID, FakeDiscord
-from tests.fakes.discord_rest import FakeInteraction
+from tests.fakes.discord import CHANNEL_ID, USER_ID, FakeDiscord, last_message
 from tests.fakes.llm_servers import FakeOllama
 from trio_companion import app as app_module
 from trio_companion.app import App
@@ -70,18 +69,11 @@ async def app(
         started.request_shutdown("test over")
 
 
-def answer(interaction: FakeInteraction) -> dict[str, Any]:
-    if interaction.followups:
-        return list(interaction.followups.values())[-1]
-    assert interaction.original is not None
-    return interaction.original
-
-
 async def run(fake: FakeDiscord, name: str, user_id: int = USER_ID, **options: Any) -> str:
     listed = [{"name": k, "type": 3, "value": v} for k, v in options.items()]
     interaction = await fake.interact(name, listed, user_id=user_id)
     await fake.wait_answered(interaction)
-    content: str = answer(interaction)["content"]
+    content: str = last_message(interaction)["content"]
     return content
 
 

@@ -8,20 +8,15 @@ straight into the store.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import msgspec
-import pytest
 import trio
 
-from tests.fakes.discord import USER_ID, FakeDiscord
+from tests.fakes.discord import USER_ID, FakeDiscord, last_message
 from tests.fakes.discord_rest import FakeInteraction
-from trio_companion import app as app_module
 from trio_companion.app import App
 from trio_companion.commands.notes import MAX_CATEGORY, MAX_CONTENT, MAX_NOTES_PER_USER
-from trio_companion.config import Config
 from trio_companion.storage import Note
 
 DEADLINE = 30
@@ -31,34 +26,9 @@ CAROL = USER_ID + 2
 NOON = 1_795_867_200  # 2026-11-28 12:00:00 UTC
 
 
-@pytest.fixture
-def config(fake_discord: FakeDiscord, tmp_path: Path) -> Config:
-    base = fake_discord.config(tmp_path / "data")
-    return msgspec.structs.replace(
-        base, chat=msgspec.structs.replace(base.chat, personas_dir=str(tmp_path / "personas"))
-    )
-
-
-@pytest.fixture
-async def app(config: Config) -> AsyncIterator[App]:
-    async with trio.open_nursery() as nursery:
-        with trio.fail_after(DEADLINE):
-            started: App = await nursery.start(app_module.run, config)
-        yield started
-        started.request_shutdown("test over")
-
-
-def answer(interaction: FakeInteraction) -> dict[str, Any]:
-    """The message the user sees: the last followup, else the original response."""
-    if interaction.followups:
-        return list(interaction.followups.values())[-1]
-    assert interaction.original is not None
-    return interaction.original
-
-
 def said(interaction: FakeInteraction) -> str:
     """The answer's text, checking that it was private and one message."""
-    message = answer(interaction)
+    message = last_message(interaction)
     assert message["flags"] == EPHEMERAL
     assert not interaction.followups
     content: str = message["content"]

@@ -7,47 +7,22 @@ only needs to exist is written straight into the store.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import msgspec
-import pytest
 import trio
 
 from tests.fakes.discord import MANAGER, USER_ID, FakeDiscord
 from tests.fakes.discord_rest import FakeInteraction
-from tests.fakes.llm_servers import FakeOllama
 from tests.storage.helpers import make_turn
-from trio_companion import app as app_module
 from trio_companion.app import App
 from trio_companion.commands.profiles import MAX_INSTRUCTION, profile_context
-from trio_companion.config import Config
 from trio_companion.storage import Store
 
 DEADLINE = 30
 EPHEMERAL = 1 << 6
 BOB = USER_ID + 1
 NOON = 1_795_867_200  # 2026-11-28 12:00:00 UTC
-
-
-@pytest.fixture
-def config(fake_discord: FakeDiscord, fake_ollama: FakeOllama, tmp_path: Path) -> Config:
-    base = fake_discord.config(tmp_path / "data")
-    return msgspec.structs.replace(
-        base,
-        llm=msgspec.structs.replace(base.llm, url=fake_ollama.url),
-        chat=msgspec.structs.replace(base.chat, personas_dir=str(tmp_path / "personas")),
-    )
-
-
-@pytest.fixture
-async def app(config: Config) -> AsyncIterator[App]:
-    async with trio.open_nursery() as nursery:
-        with trio.fail_after(DEADLINE):
-            started: App = await nursery.start(app_module.run, config)
-        yield started
-        started.request_shutdown("test over")
 
 
 def said(interaction: FakeInteraction) -> str:

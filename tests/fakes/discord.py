@@ -23,7 +23,7 @@ from tests.fakes.discord_gateway import DEFAULT_SNOWFLAKE, FakeGateway
 from tests.fakes.discord_rest import FAKE_TOKEN, FakeDiscordRest, FakeInteraction
 from trio_companion.config import Config, DiscordConfig
 
-__all__ = ["FakeDiscord", "fake_discord", "open_fake_discord"]
+__all__ = ["FakeDiscord", "fake_discord", "last_message", "open_fake_discord"]
 
 GUILD_ID: Final = 1_200_000_000_000_000_001
 CHANNEL_ID: Final = 1_200_000_000_000_000_002
@@ -181,6 +181,14 @@ class FakeDiscord:
     async def wait_answered(self, interaction: FakeInteraction) -> None:
         """Wait until the bot's answer is visible: a reply, an edited defer, or a followup."""
         await self.rest.wait_until(lambda: answered(interaction))
+
+
+def last_message(interaction: FakeInteraction) -> dict[str, Any]:
+    """The message the user sees last: the newest followup, else the original response."""
+    if interaction.followups:
+        return list(interaction.followups.values())[-1]
+    assert interaction.original is not None
+    return interaction.original
 
 
 def answered(interaction: FakeInteraction) -> bool:
