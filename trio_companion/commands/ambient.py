@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from trio_companion.gateway.commands import ADMINISTRATOR, MANAGE_GUILD, CommandRegistry
+from trio_companion.gateway.commands import CommandRegistry
 from trio_companion.gateway.errors import GatewayError
 from trio_companion.gateway.events import MessageCreate
 from trio_companion.gateway.interactions import Interaction
@@ -211,11 +211,7 @@ def _guild_of(app: "App", channel_id: int) -> int | None:
 
 
 async def _allowed(ctx: Interaction, app: "App", sub: str) -> bool:
-    if ctx.user_id in app.config.discord.admin_user_ids:
-        return True
-    member = ctx.event.member
-    bits = member.permissions if member is not None and member.permissions else 0
-    if bits & (ADMINISTRATOR | MANAGE_GUILD):
+    if ctx.is_manager():
         return True
     await ctx.error(f"`/ambient {sub}` needs the Manage Server permission.")
     return False

@@ -28,7 +28,6 @@ when they are registered. Evaluated annotations need no lookup in the module's g
 """
 
 import time
-from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Final, Literal
 
@@ -37,8 +36,6 @@ import trio
 
 from trio_companion.errors import CompanionError
 from trio_companion.gateway.commands import (
-    ADMINISTRATOR,
-    MANAGE_GUILD,
     AttachmentOption,
     CommandRegistry,
     Param,
@@ -84,7 +81,7 @@ def register(registry: CommandRegistry, app: "App") -> None:
         ephemeral=True,
     )
     async def clear_history(ctx: Interaction) -> None:
-        if not _may_clear(ctx, app.config.discord.admin_user_ids):
+        if not _may_clear(ctx):
             await ctx.error("`/clear_history` needs the Manage Server permission.")
             return
         channel = ctx.channel_id
@@ -173,13 +170,9 @@ def register(registry: CommandRegistry, app: "App") -> None:
         await ctx.respond(_merge_summary(len(fresh), already))
 
 
-def _may_clear(ctx: Interaction, admin_user_ids: Sequence[int]) -> bool:
+def _may_clear(ctx: Interaction) -> bool:
     """Manage Server in a server, as the router checks ``admin=True``; anyone in their DM."""
-    if ctx.guild_id is None or ctx.user_id in admin_user_ids:
-        return True
-    member = ctx.event.member
-    bits = member.permissions if member is not None and member.permissions else 0
-    return bool(bits & (ADMINISTRATOR | MANAGE_GUILD))
+    return ctx.guild_id is None or ctx.is_manager()
 
 
 def _check_attachment(file: AttachmentOption) -> None:

@@ -8,10 +8,10 @@ Discord sets permissions per top-level command, so ``/persona`` is visible to ev
 ``/persona set`` checks Manage Server itself, the way the interaction router does.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Final
 
-from trio_companion.gateway.commands import ADMINISTRATOR, MANAGE_GUILD, CommandRegistry, Param
+from trio_companion.gateway.commands import CommandRegistry, Param
 from trio_companion.gateway.interactions import Interaction
 from trio_companion.services.persona import Persona, UnknownPersona
 
@@ -45,7 +45,7 @@ def register(registry: CommandRegistry, app: "App") -> None:
         if ctx.guild_id is None:
             await ctx.error("`/persona set` works in servers only.")
             return
-        if not _can_manage(ctx, app.config.discord.admin_user_ids):
+        if not ctx.is_manager():
             await ctx.error("`/persona set` needs the Manage Server permission.")
             return
         persona = app.personas.find(name)
@@ -95,14 +95,6 @@ def matching_ids(personas: Iterable[Persona], typed: str) -> list[str]:
         elif any(wanted in key for key in keys):
             contains.append(persona.id)
     return (starts + contains)[:MAX_CHOICES]
-
-
-def _can_manage(ctx: Interaction, admin_user_ids: Sequence[int]) -> bool:
-    if ctx.user_id in admin_user_ids:
-        return True
-    member = ctx.event.member
-    bits = member.permissions if member is not None and member.permissions else 0
-    return bool(bits & (ADMINISTRATOR | MANAGE_GUILD))
 
 
 def _unknown(name: str, suggestions: tuple[str, ...]) -> str:

@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING, Annotated, Final
 import trio
 
 from trio_companion.gateway.commands import (
-    ADMINISTRATOR,
-    MANAGE_GUILD,
     CommandRegistry,
     Param,
     UserOption,
@@ -87,7 +85,6 @@ def register(registry: CommandRegistry, app: "App") -> None:
         listener = ProfileListener(app)
         app.dispatcher.add_listener(MessageCreate, listener.on_message)
     profiles = app.store.profiles
-    admins = frozenset(app.config.discord.admin_user_ids)
 
     @registry.command(description="See what I remember about you", ephemeral=True)
     async def my_profile(ctx: Interaction) -> None:
@@ -119,7 +116,7 @@ def register(registry: CommandRegistry, app: "App") -> None:
             await ctx.error("An instruction needs some text.")
             return
         target = ctx.user_id if user is None else user.id
-        if target != ctx.user_id and not _is_admin(ctx, admins):
+        if target != ctx.user_id and not ctx.is_manager():
             await ctx.error(
                 "Only members with the Manage Server permission can give me instructions about "
                 "someone else; use `/remember` without `user` for yourself."
@@ -256,14 +253,3 @@ def _forgotten(report: ForgetReport) -> str:
     ]
     listed = ", ".join(f"{count} {what}" for what, count in parts if count)
     return f"Done: I deleted everything I had stored about you ({listed})."
-
-
-def _is_admin(ctx: Interaction, admin_user_ids: frozenset[int]) -> bool:
-    """Manage Server (or Administrator) in a server, or a configured admin user anywhere."""
-    if ctx.user_id in admin_user_ids:
-        return True
-    if ctx.guild_id is None:
-        return False
-    member = ctx.event.member
-    bits = member.permissions if member is not None and member.permissions else 0
-    return bool(bits & (ADMINISTRATOR | MANAGE_GUILD))

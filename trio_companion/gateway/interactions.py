@@ -70,7 +70,12 @@ class Interaction:
     """What a command handler gets: who asked, where, and how to answer."""
 
     def __init__(
-        self, event: InteractionCreate, rest: RestClient, spec: CommandSpec | None
+        self,
+        event: InteractionCreate,
+        rest: RestClient,
+        spec: CommandSpec | None,
+        *,
+        admin_user_ids: frozenset[int] = frozenset(),
     ) -> None:
         self.event = event
         self.id = event.id
@@ -79,6 +84,7 @@ class Interaction:
         self.user: User | None = event.invoker
         self.received_at = trio.current_time()
         self._rest = rest
+        self._admins = admin_user_ids
         self._ephemeral_default = spec.ephemeral if spec is not None else False
         self._lock = trio.Lock()
         self.acknowledged = False
@@ -88,6 +94,16 @@ class Interaction:
     @property
     def user_id(self) -> int:
         return self.user.id if self.user is not None else 0
+
+    def is_manager(self) -> bool:
+        """Whether the caller may run admin commands: Manage Server (or Administrator) where
+        they ran it, or listed in ``discord.admin_user_ids``. The one check behind ``admin=True``
+        and behind subcommands that check for themselves."""
+        if self.user_id in self._admins:
+            return True
+        member = self.event.member
+        bits = member.permissions if member is not None and member.permissions else 0
+        return bool(bits & (ADMINISTRATOR | MANAGE_GUILD))
 
     async def respond(
         self,
@@ -234,7 +250,7 @@ class InteractionRouter:
             return
         name, subcommand, options = _command_path(event)
         spec = self._registry.find(name, subcommand)
-        ctx = Interaction(event, self._rest, spec)
+        ctx = Interaction(event, self._rest, spec, admin_user_ids=self._admins)
         try:
             with self._guard(f"interaction {event.id} (/{name})"):
                 if spec is None:
@@ -254,20 +270,13 @@ class InteractionRouter:
     def _refusal(self, ctx: Interaction, spec: CommandSpec) -> str | None:
         if spec.guild_only and ctx.guild_id is None:
             return f"`/{spec.name}` works in servers only."
-        if spec.admin and not self._is_admin(ctx):
+        if spec.admin and not ctx.is_manager():
             return f"`/{spec.name}` needs the Manage Server permission."
         if spec.cooldown:
             wait = self.cooldowns.try_acquire((spec.name, ctx.user_id), spec.cooldown)
             if wait > 0:
                 return f"Slow down: try `/{spec.name}` again in {wait:.1f} s."
         return None
-
-    def _is_admin(self, ctx: Interaction) -> bool:
-        if ctx.user_id in self._admins:
-            return True
-        member = ctx.event.member
-        bits = member.permissions if member is not None and member.permissions else 0
-        return bool(bits & (ADMINISTRATOR | MANAGE_GUILD))
 
     async def _run(self, ctx: Interaction, spec: CommandSpec, values: dict[str, Any]) -> None:
         async with trio.open_nursery() as nursery:
@@ -311,7 +320,7 @@ class InteractionRouter:
         if spec is not None and focused is not None:
             option = spec.option_by_name.get(focused.name)
             if option is not None and option.autocomplete is not None:
-                ctx = Interaction(event, self._rest, spec)
+                ctx = Interaction(event, self._rest, spec, admin_user_ids=self._admins)
                 with trio.move_on_after(AUTOCOMPLETE_BUDGET):
                     try:
                         choices = await option.autocomplete(ctx, str(focused.value or ""))
