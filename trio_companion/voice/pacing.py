@@ -98,7 +98,10 @@ class PacedSender:
     """Sends Opus frames as encrypted RTP on a connected UDP ``socket`` at 20 ms intervals.
 
     ``rtp`` and ``cipher`` belong to this sender while it plays (neither is thread- or
-    task-safe). ``on_speaking(flag)`` sends the Speaking op (PROTOCOL.md 5.3 op 5)."""
+    task-safe). ``on_speaking(flag)`` sends the Speaking op (PROTOCOL.md 5.3 op 5).
+    ``transform`` (DAVE end-to-end encryption, `dave.DaveState.encrypt`) is applied to every Opus
+    frame before transport encryption, never to the silence frames (PROTOCOL.md 5.6: silence is a
+    DAVE passthrough exception); it must take microseconds, as it runs on the grid."""
 
     def __init__(
         self,
@@ -107,8 +110,10 @@ class PacedSender:
         cipher: TransportCipher,
         *,
         on_speaking: Callable[[bool], Awaitable[None]],
+        transform: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._socket = socket
+        self._transform = transform
         self._rtp = rtp
         self._cipher = cipher
         self._on_speaking = on_speaking
@@ -179,7 +184,7 @@ class PacedSender:
                     await trio.sleep_until(start + slot * FRAME_SECONDS)
             else:
                 await trio.sleep_until(deadline)
-            await self._send(frame)
+            await self._send(self._transform(frame) if self._transform else frame)
             sent += 1
             self._frames_sent += 1
             slot += 1
