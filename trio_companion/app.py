@@ -39,7 +39,7 @@ from trio_companion.gateway.cache import StateCache
 from trio_companion.gateway.client import GatewayClient, TokenRejected, presence_for
 from trio_companion.gateway.commands import CommandRegistry
 from trio_companion.gateway.dispatch import Dispatcher
-from trio_companion.gateway.events import InteractionCreate
+from trio_companion.gateway.events import InteractionCreate, VoiceServerUpdate, VoiceStateUpdate
 from trio_companion.gateway.interactions import InteractionRouter
 from trio_companion.gateway.protocol import default_intents
 from trio_companion.gateway.rest import RestClient
@@ -65,7 +65,9 @@ from trio_companion.services.profiles import ProfileLearner
 from trio_companion.services.rag import DocumentIndex
 from trio_companion.services.reminders.scheduler import ReminderScheduler
 from trio_companion.services.search.factory import make_search_provider
+from trio_companion.services.speech import make_speaker
 from trio_companion.storage import Store, open_store
+from trio_companion.voice.manager import VoiceManager
 
 __all__ = ["App", "AppStatistics", "Component", "ComponentFactory", "run"]
 
@@ -197,6 +199,28 @@ class App:
             presence=presence_for(discord.activity),
         )
         self.application_id: int | None = None
+        self.speaker = make_speaker(config, llm_http)
+        self.voice = VoiceManager(
+            gateway=self.gateway,
+            user_id=self._own_user_id,
+            ssl_context=ssl_context,
+            queue_limit=config.voice.queue_limit,
+        )
+        self.dispatcher.add_listener(VoiceStateUpdate, self._voice_state)
+        self.dispatcher.add_listener(VoiceServerUpdate, self._voice_server)
+
+    def _own_user_id(self) -> int:
+        user = self.cache.user
+        return user.id if user is not None else 0
+
+    async def _voice_state(self, event: VoiceStateUpdate) -> None:
+        if event.guild_id is not None:
+            self.voice.on_voice_state(
+                event.guild_id, event.user_id, event.channel_id, event.session_id
+            )
+
+    async def _voice_server(self, event: VoiceServerUpdate) -> None:
+        self.voice.on_voice_server(event.guild_id, event.token, event.endpoint)
 
     def request_shutdown(self, reason: str) -> None:
         """Begin an orderly shutdown (idempotent)."""
@@ -273,6 +297,7 @@ async def _run_components(
         if app.rag is not None:
             await app.rag.reindex()  # logs its report
         await nursery.start(app.gateway.run)
+        await nursery.start(app.voice.run)
         await nursery.start(app.profiles.run)
         await nursery.start(app.memory.run)
         await nursery.start(app.ambient.run)

@@ -21,6 +21,7 @@ import trio
 
 from tests.fakes.discord_gateway import DEFAULT_SNOWFLAKE, FakeGateway
 from tests.fakes.discord_rest import FAKE_TOKEN, FakeDiscordRest, FakeInteraction
+from tests.fakes.voice_server import FakeVoiceServer
 from trio_companion.config import Config, DiscordConfig
 
 __all__ = ["FakeDiscord", "fake_discord", "last_message", "open_fake_discord"]
@@ -40,6 +41,65 @@ class FakeDiscord:
         self.gateway = gateway
         self._ids = itertools.count(1_300_000_000_000_000_000)
         rest.add_channel(CHANNEL_ID)
+
+    def serve_voice(self, voice: FakeVoiceServer, *, respond: bool = True) -> None:
+        """Answer the bot's op 4 as Discord does: VOICE_STATE_UPDATE with a new voice session
+        id, then VOICE_SERVER_UPDATE with a new token and ``voice``'s endpoint (a channel of
+        None: only the state update). ``respond=False`` plays a full channel: no answer."""
+        self.voice_requests: list[Any] = []
+
+        async def on_op4(d: Any) -> None:
+            self.voice_requests.append(d)
+            if not respond:
+                return
+            guild_id = int(d["guild_id"])
+            channel = d.get("channel_id")
+            number = next(self._ids)
+            session_id, token = f"voice-session-{number}", f"voice-token-{number}"
+            await self.voice_state(
+                guild_id,
+                self.rest.bot_user_id,
+                None if channel is None else int(channel),
+                session_id=session_id,
+            )
+            if channel is None:
+                return
+            voice.allow(
+                server_id=guild_id,
+                user_id=self.rest.bot_user_id,
+                session_id=session_id,
+                token=token,
+                channel_id=int(channel),
+            )
+            self._voice_sessions[guild_id] = session_id
+            await self.gateway.dispatch(
+                "VOICE_SERVER_UPDATE",
+                {"token": token, "guild_id": str(guild_id), "endpoint": voice.endpoint},
+            )
+
+        self._voice_sessions: dict[int, str] = {}
+        self.gateway.on_voice_state_update = on_op4
+
+    async def voice_state(
+        self, guild_id: int, user_id: int, channel_id: int | None, *, session_id: str = ""
+    ) -> None:
+        """Dispatch VOICE_STATE_UPDATE: ``user_id`` is now in ``channel_id`` (None: left)."""
+        if user_id == self.rest.bot_user_id and not session_id:
+            session_id = f"voice-session-{next(self._ids)}"
+            self._voice_sessions[guild_id] = session_id
+        await self.gateway.dispatch(
+            "VOICE_STATE_UPDATE",
+            {
+                "guild_id": str(guild_id),
+                "channel_id": None if channel_id is None else str(channel_id),
+                "user_id": str(user_id),
+                "session_id": session_id or f"user-session-{user_id}",
+                "deaf": False,
+                "mute": False,
+                "self_deaf": False,
+                "self_mute": False,
+            },
+        )
 
     def allow_concurrent_identifies(self, count: int) -> None:
         """Discord's ``max_concurrency`` (bots in many servers get more than 1)."""

@@ -25,7 +25,7 @@ runs under `trio.testing.MockClock`. Cancelling `run` ends every connection and 
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, Final, final
@@ -106,6 +106,9 @@ class FakeGateway:
         self.identifies: list[float] = []
         self.resumes: list[float] = []
         self.errors: list[str] = []
+        # Called with ``d`` of every op 4 Voice State Update on an established connection (the
+        # voice fake answers with VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE, as Discord does).
+        self.on_voice_state_update: Callable[[Any], Awaitable[None]] | None = None
         self._accepted_identifies: list[float] = []
         self._session_connections: dict[str, FakeConnection] = {}
         self._changed = trio.Event()

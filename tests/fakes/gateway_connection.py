@@ -300,6 +300,8 @@ class FakeConnection:
             return await self._on_resume(d, now)
         if not self.established:
             return await self._violation(CloseCode.NOT_AUTHENTICATED)
+        if op == Opcode.VOICE_STATE_UPDATE and gw.on_voice_state_update is not None:
+            await gw.on_voice_state_update(d)
         return True
 
     async def _on_heartbeat(self, d: Any) -> bool:

@@ -20,6 +20,7 @@ from trio_companion.commands import (
     rag,
     reminders,
     search,
+    voice,
 )
 
 if TYPE_CHECKING:
@@ -41,3 +42,4 @@ def register_all(registry: CommandRegistry, app: App) -> None:
     profiles.register(registry, app)
     memory.register(registry, app)
     ambient.register(registry, app)
+    voice.register(registry, app)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 import trio
 
 from trio_companion.commands.reminders import remind_from_text
+from trio_companion.commands.voice import speak_if_in_voice
 from trio_companion.gateway.commands import CommandRegistry, Param
 from trio_companion.gateway.errors import GatewayError
 from trio_companion.gateway.events import MessageCreate
@@ -85,9 +86,11 @@ async def _answer(app: "App", ctx: Interaction, text: str, *, use_history: bool)
     )
     if use_history and request.channel_id:
         app.sessions.touch(request.channel_id)
-    await app.chat.reply(request, InteractionSink(ctx))
+    reply = await app.chat.reply(request, InteractionSink(ctx))
     if use_history and request.channel_id:
         app.sessions.renew(request.channel_id)
+    if reply.failed is None:
+        await speak_if_in_voice(app, ctx.guild_id, reply.text)
 
 
 class MessageHandler:
@@ -168,8 +171,10 @@ class MessageHandler:
         # must count) and is renewed when the answer is complete.
         app.sessions.touch(event.channel_id)
         try:
-            await app.chat.reply(request, sink)
+            reply = await app.chat.reply(request, sink)
         except PromptTooLong as exc:
             await app.rest.create_message(event.channel_id, str(exc), reply_to=event.id)
             return
         app.sessions.renew(event.channel_id)
+        if reply.failed is None:
+            await speak_if_in_voice(app, event.guild_id, reply.text)

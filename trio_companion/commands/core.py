@@ -61,8 +61,22 @@ async def status_lines(app: App) -> list[str]:
         f"{len(chat.recent_total)})",
         f"**Gateway**: {connected}/{len(gateway.shards)} shards connected, latency {latency}",
         f"**Storage**: {store.writes_done} writes, schema v{store.schema_version}",
+        _voice_line(app),
         f"**Uptime**: {_duration(app.statistics().uptime)} · trio_companion {__version__}",
     ]
+
+
+def _voice_line(app: App) -> str:
+    voice = app.voice.statistics()
+    if not voice.sessions:
+        return f"**Voice**: not connected · speech: {app.speaker.engine.name}"
+    late = sum(link.sender.late_frames for link in voice.links if link.sender)
+    queued = sum(player.queued for player in voice.players)
+    dave = sum(link.dave_protocol_version > 0 for link in voice.links)
+    return (
+        f"**Voice**: {voice.sessions} session(s), {dave} end-to-end encrypted, {queued} queued, "
+        f"{late} late frames · speech: {app.speaker.engine.name}"
+    )
 
 
 def _median(samples: Sequence[float]) -> str:

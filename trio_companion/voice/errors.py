@@ -6,7 +6,10 @@
     └── VoiceError                          (this module: root of the voice package)
         ├── MalformedPacket                 (rtp, protocol: a UDP packet we cannot parse)
         ├── DecryptionFailed                (crypto: a packet failed AEAD authentication)
-        └── UnsupportedEncryptionMode       (crypto: a mode we cannot or will not speak)
+        ├── UnsupportedEncryptionMode       (crypto: a mode we cannot or will not speak)
+        ├── VoiceDisconnected               (gateway: the link ended; code + next action)
+        ├── VoiceLinkLost                   (gateway: a playback cut by a lost connection)
+        └── VoiceJoinFailed                 (session: /join did not complete; reason for the user)
 
 Who raises what:
 
@@ -23,11 +26,22 @@ typed fields and a docstring saying who raises them and when.
 
 from __future__ import annotations
 
-from typing import final
+from typing import TYPE_CHECKING, final
 
 from trio_companion.errors import CompanionError
 
-__all__ = ["DecryptionFailed", "MalformedPacket", "UnsupportedEncryptionMode", "VoiceError"]
+if TYPE_CHECKING:
+    from trio_companion.voice.protocol import VoiceCloseAction
+
+__all__ = [
+    "DecryptionFailed",
+    "MalformedPacket",
+    "UnsupportedEncryptionMode",
+    "VoiceDisconnected",
+    "VoiceError",
+    "VoiceJoinFailed",
+    "VoiceLinkLost",
+]
 
 
 class VoiceError(CompanionError):
@@ -74,3 +88,42 @@ class UnsupportedEncryptionMode(VoiceError):
             f"({', '.join(modes) or 'none'}): update trio_companion"
         )
         self.modes = modes
+
+
+@final
+class VoiceDisconnected(VoiceError):
+    """A voice connection ended and the link will not (or can no longer) resume it.
+
+    Raised by `gateway.VoiceLink.run`. ``code`` is the websocket close code (None when the
+    connection failed without one); ``action`` is what the session should do next
+    (`protocol.VoiceCloseAction`: NEW_SESSION → run the main-gateway op 4 flow again, with a cap;
+    STOP → leave and tell the user ``explanation``)."""
+
+    def __init__(self, code: int | None, action: VoiceCloseAction, explanation: str) -> None:
+        super().__init__(explanation)
+        self.code = code
+        self.action = action
+        self.explanation = explanation
+
+
+@final
+class VoiceLinkLost(VoiceError):
+    """A playback was cut because its voice connection went away (a move, a new voice server,
+    a kick or shutdown). Raised by `gateway.VoiceLink.play`; the player drops that utterance
+    and goes on with the next one on the new connection."""
+
+    def __init__(self) -> None:
+        super().__init__("the voice connection changed while speaking; that reply was cut")
+
+
+@final
+class VoiceJoinFailed(VoiceError):
+    """Joining voice did not complete: Discord never sent the voice server/state updates in
+    time, the channel is full or not allowed, or the voice server refused us.
+
+    Raised by `session.VoiceSession.run` before it is started; ``reason`` is one line for the
+    user who ran /join."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
