@@ -298,6 +298,7 @@ async def _run_components(
             await app.rag.reindex()  # logs its report
         await nursery.start(app.gateway.run)
         await nursery.start(app.voice.run)
+        nursery.start_soon(app.speaker.warm_up)  # ends once the model is loaded
         await nursery.start(app.profiles.run)
         await nursery.start(app.memory.run)
         await nursery.start(app.ambient.run)

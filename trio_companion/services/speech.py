@@ -89,6 +89,15 @@ class Speaker:
     def statistics(self) -> SpeechStatistics:
         return SpeechStatistics(self._utterances, self._sentences, self._frames, self._failures)
 
+    async def warm_up(self) -> None:
+        """Load a local voice model now (Piper: about 0.5 s in a thread), so the first /speak
+        does not pay for it. A failure is only logged: /speak reports it to the user."""
+        if isinstance(self.engine, PiperEngine):
+            try:
+                await self.engine.load()
+            except CompanionError as exc:
+                log.warning("speech: could not load the voice model: %s", exc)
+
     def utterance(
         self,
         text: str,

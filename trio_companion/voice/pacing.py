@@ -60,6 +60,9 @@ MAX_CATCH_UP_FRAMES: Final = 3
 SPEAKING_OFF_TIMEOUT: Final = 2.0
 # Float slack when turning a time into a grid slot, far below any clock's resolution.
 _EPSILON: Final = 1e-9
+# Our choice: a frame sent within 1 ms of its slot is on time (reading the clock twice in a row
+# already takes about a microsecond; a 20 ms grid does not care about less than 1 ms).
+LATE_TOLERANCE: Final = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +175,7 @@ class PacedSender:
         while True:
             deadline = start + slot * FRAME_SECONDS
             now = trio.current_time()
-            if now > deadline + _EPSILON:
+            if now > deadline + LATE_TOLERANCE:
                 late += 1
                 self._late += 1
                 if now - deadline > MAX_CATCH_UP_FRAMES * FRAME_SECONDS:
