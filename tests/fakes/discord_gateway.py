@@ -150,12 +150,12 @@ class FakeGateway:
 
     async def wait_connection(self, index: int) -> FakeConnection:
         """Wait until the ``index``-th connection (0-based) has been accepted."""
-        await self._wait_until(lambda: len(self.connections) > index)
+        await self.wait_until(lambda: len(self.connections) > index)
         return self.connections[index]
 
     async def wait_live_connection(self) -> FakeConnection:
         """Wait for a connection with an established session; the newest such one."""
-        await self._wait_until(lambda: any(c.live for c in self.connections))
+        await self.wait_until(lambda: any(c.live for c in self.connections))
         return next(c for c in reversed(self.connections) if c.live)
 
     async def dispatch(self, name: str, data: Any, *, session_id: str | None = None) -> int:
@@ -181,7 +181,7 @@ class FakeGateway:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
         while not condition():
             await self._changed.wait()
 

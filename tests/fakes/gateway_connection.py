@@ -185,14 +185,14 @@ class FakeConnection:
             frames = self.frames(op)
             return len(frames) >= count or self.ended.is_set()
 
-        await self._gw._wait_until(done)
+        await self._gw.wait_until(done)
         if len(frames) < count:
             raise RuntimeError(f"connection {self.index} ended before op {op} x{count}")
         return frames[count - 1][1]
 
     async def wait_established(self) -> None:
         """Wait until READY or RESUMED was sent here; RuntimeError if the connection ends first."""
-        await self._gw._wait_until(lambda: self.established or self.ended.is_set())
+        await self._gw.wait_until(lambda: self.established or self.ended.is_set())
         if not self.established:
             raise RuntimeError(f"connection {self.index} ended without a session")
 

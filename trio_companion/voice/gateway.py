@@ -72,6 +72,7 @@ from trio_companion.voice.protocol import (
 from trio_companion.voice.rtp import RtpSender
 
 __all__ = [
+    "CLOSE_SEND_WAIT",
     "CLOSE_TIMEOUT",
     "CONNECT_TIMEOUT",
     "HANDSHAKE_TIMEOUT",
@@ -85,7 +86,10 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT: Final = 10.0  # Our choice: TCP + TLS + websocket upgrade to a voice server.
 HANDSHAKE_TIMEOUT: Final = 10.0  # Our choice: Hello → Session Description (or Resumed).
-CLOSE_TIMEOUT: Final = 2.0  # Our choice: how long our close frame may take when we leave.
+CLOSE_TIMEOUT: Final = 2.0  # Our choice: how long a zombie close may take.
+# As the main gateway's shard (SHUTDOWN_CLOSE_WAIT): time for our 1000 frame to be written when
+# we leave or relink; its answer cannot be read (the reader is cancelled), so do not wait for it.
+CLOSE_SEND_WAIT: Final = 0.25
 DISCOVERY_ATTEMPTS: Final = 3  # Our choice: UDP is lossy; three tries before giving up.
 DISCOVERY_TIMEOUT: Final = 2.0  # Our choice: per IP discovery attempt.
 MISSED_ACKS: Final = 2  # PROTOCOL.md 5.2: about two intervals without an ACK is a zombie.
@@ -278,7 +282,9 @@ class VoiceLink:
                         zombie, resumed = sock.zombie, sock.resumed
                         if not zombie:
                             # Also on cancellation: 1000 ends the voice session (we leave).
-                            with trio.move_on_after(CLOSE_TIMEOUT, shield=True):
+                            # Then the websocket's reader task is cancelled too, so the peer's
+                            # answering close frame is never read: wait for ours to go out only.
+                            with trio.move_on_after(CLOSE_SEND_WAIT, shield=True):
                                 await ws.aclose(1000)
                 finally:
                     await trio.aclose_forcefully(stream)

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # Our choice: a join is op 4 + two dispatches + a handshake; past this the user gets an answer.
 JOIN_TIMEOUT: Final = 20.0
+# Our choice: Discord answers op 4 within a second or two; /leave waits this long for it.
+LEAVE_ECHO_TIMEOUT: Final = 3.0
 
 OnEnded = Callable[[str], Awaitable[None]]
 
@@ -86,6 +88,7 @@ class VoiceManager:
         self._max_dave = max_dave_protocol_version
         self._sessions: dict[int, VoiceSession] = {}
         self._locks: dict[int, trio.Lock] = {}
+        self._left: dict[int, trio.Event] = {}  # guild -> set by the "no channel" update
         self._nursery: trio.Nursery | None = None
 
     def statistics(self) -> VoiceManagerStatistics:
@@ -114,8 +117,12 @@ class VoiceManager:
     def on_voice_state(
         self, guild_id: int, user_id: int, channel_id: int | None, session_id: str
     ) -> None:
+        if user_id != self._user_id():
+            return
+        if channel_id is None and (left := self._left.get(guild_id)) is not None:
+            left.set()
         session = self._sessions.get(guild_id)
-        if session is not None and user_id == self._user_id():
+        if session is not None:
             session.on_voice_state(channel_id, session_id)
 
     def on_voice_server(self, guild_id: int, token: str, endpoint: str | None) -> None:
@@ -160,8 +167,17 @@ class VoiceManager:
             session = self._sessions.get(guild_id)
             if session is None:
                 raise NotInVoice(guild_id)
-            session.leave()
-            await session.wait_closed()
+            # Discord answers the leave (op 4 with no channel) with a VOICE_STATE_UPDATE without
+            # a channel. Hold the guild's lock until it came, so that it cannot reach the
+            # session of a /join queued behind this /leave and end it at once.
+            left = self._left[guild_id] = trio.Event()
+            try:
+                session.leave()
+                await session.wait_closed()
+                with trio.move_on_after(LEAVE_ECHO_TIMEOUT):
+                    await left.wait()
+            finally:
+                del self._left[guild_id]
 
     def speak(self, guild_id: int, utterance: Utterance) -> int:
         """Queue ``utterance``; returns how many are ahead. Raises `NotInVoice`, `QueueFull`."""

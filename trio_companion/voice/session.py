@@ -113,7 +113,10 @@ class VoiceSession:
 
     def on_voice_state(self, channel_id: int | None, session_id: str) -> None:
         if channel_id is None:
-            self._removed = True
+            # Only once Discord has put us in a channel for this session: an earlier "no
+            # channel" is the answer to a previous session's leave, arriving late.
+            if self._session_id is not None:
+                self._removed = True
         else:
             self.channel_id = channel_id
             self._session_id = session_id

@@ -8,114 +8,35 @@ voice server records arrival times; MockClock's autojump would treat the thread 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Final
-
-import msgspec
 import numpy as np
 import pytest
 import trio
 
-from tests.fakes.discord import GUILD_ID, USER_ID, FakeDiscord, last_message
+from tests.commands.voice.helpers import (
+    DEADLINE,
+    VOICE_CHANNEL,
+    run_command,
+    wait_stream,
+)
+from tests.fakes.discord import GUILD_ID, USER_ID, FakeDiscord
 from tests.fakes.tts_servers import FakeSpeechServer
-from tests.fakes.voice_server import FakeVoiceServer, Stream
+from tests.fakes.voice_server import FakeVoiceServer
 from trio_companion.app import App
-from trio_companion.config import Config
-
-VOICE_CHANNEL: Final = 1_200_000_000_000_000_050
-OTHER_VOICE_CHANNEL: Final = 1_200_000_000_000_000_051
-DEADLINE: Final = 30
-
-
-@pytest.fixture
-async def voice_server(server_ssl_context: Any) -> AsyncIterator[FakeVoiceServer]:
-    async with trio.open_nursery() as nursery:
-        server = FakeVoiceServer(ssl_context=server_ssl_context, heartbeat_interval_ms=500)
-        await nursery.start(server.run)
-        yield server
-        nursery.cancel_scope.cancel()
-
-
-@pytest.fixture
-async def speech_server() -> AsyncIterator[FakeSpeechServer]:
-    async with trio.open_nursery() as nursery:
-        server = FakeSpeechServer()
-        server.seconds_per_char = 0.01
-        await nursery.start(server.run)
-        yield server
-        nursery.cancel_scope.cancel()
-
-
-@pytest.fixture
-def speak_replies() -> bool:
-    """``voice.speak_chat_replies``; a test parametrizes it to turn it on."""
-    return False
-
-
-@pytest.fixture
-def config(
-    config: Config,
-    speak_replies: bool,
-    fake_discord: FakeDiscord,
-    voice_server: FakeVoiceServer,
-    speech_server: FakeSpeechServer,
-) -> Config:
-    fake_discord.gateway.guilds = [
-        {
-            "id": str(GUILD_ID),
-            "name": "test server",
-            "channels": [
-                {"id": str(VOICE_CHANNEL), "type": 2, "name": "voice"},
-                {"id": str(OTHER_VOICE_CHANNEL), "type": 2, "name": "voice 2"},
-            ],
-            "voice_states": [
-                {"channel_id": str(VOICE_CHANNEL), "user_id": str(USER_ID), "session_id": "u"}
-            ],
-        }
-    ]
-    fake_discord.serve_voice(voice_server)
-    return msgspec.structs.replace(
-        config,
-        tts=msgspec.structs.replace(config.tts, engine="openai", url=speech_server.url),
-        voice=msgspec.structs.replace(config.voice, speak_chat_replies=speak_replies),
-    )
-
-
-async def _wait_stream(server: FakeVoiceServer, condition: Callable[[Stream], bool]) -> Stream:
-    """The newest session's stream, once ``condition`` holds for it."""
-
-    def ready() -> bool:
-        session = server.session
-        stream = server.streams.get(session.ssrc) if session else None
-        return stream is not None and condition(stream)
-
-    await server.wait_until(ready)
-    return server.stream()
-
-
-async def _run(fake: FakeDiscord, name: str, *, user_id: int = USER_ID, **options: str) -> str:
-    interaction = await fake.interact(
-        name, [{"name": k, "type": 3, "value": v} for k, v in options.items()], user_id=user_id
-    )
-    await fake.wait_answered(interaction)
-    content = last_message(interaction)["content"]
-    assert isinstance(content, str)
-    return content
 
 
 async def test_join_speak_leave_end_to_end(
     app: App, fake_discord: FakeDiscord, voice_server: FakeVoiceServer
 ) -> None:
     with trio.fail_after(DEADLINE):
-        assert await _run(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
+        assert await run_command(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
         session = voice_server.session
         assert session is not None
         # Identify offered DAVE; the group formed with the fake's listener.
         await voice_server.wait_until(lambda: session.dave_executed)
 
         text = "Hello there. This is a test. Goodbye now."
-        assert await _run(fake_discord, "speak", text=text) == "Speaking."
-        stream = await _wait_stream(voice_server, lambda s: s.silence_frames >= 5)
+        assert await run_command(fake_discord, "speak", text=text) == "Speaking."
+        stream = await wait_stream(voice_server, lambda s: s.silence_frames >= 5)
 
         assert voice_server.errors == []
         # Every audio frame was end-to-end encrypted and the listener could decrypt it.
@@ -126,7 +47,7 @@ async def test_join_speak_leave_end_to_end(
         assert pcm_seconds == pytest.approx(len(text) * 0.01, abs=0.2)
         assert np.sqrt(np.mean(pcm**2)) > 1000  # a tone, not silence
 
-        assert await _run(fake_discord, "leave") == "Left the voice channel."
+        assert await run_command(fake_discord, "leave") == "Left the voice channel."
         await fake_discord.rest.wait_until(
             lambda: fake_discord.voice_requests[-1]["channel_id"] is None
         )
@@ -135,13 +56,13 @@ async def test_join_speak_leave_end_to_end(
 
 async def test_speak_without_join_is_refused(app: App, fake_discord: FakeDiscord) -> None:
     with trio.fail_after(DEADLINE):
-        answer = await _run(fake_discord, "speak", text="hi")
+        answer = await run_command(fake_discord, "speak", text="hi")
         assert "not in a voice channel" in answer
 
 
 async def test_join_when_caller_not_in_voice(app: App, fake_discord: FakeDiscord) -> None:
     with trio.fail_after(DEADLINE):
-        answer = await _run(fake_discord, "join", user_id=USER_ID + 99)
+        answer = await run_command(fake_discord, "join", user_id=USER_ID + 99)
         assert answer == "Join a voice channel first, then run /join."
 
 
@@ -149,7 +70,7 @@ async def test_fatal_close_tells_the_channel_once(
     app: App, fake_discord: FakeDiscord, voice_server: FakeVoiceServer
 ) -> None:
     with trio.fail_after(DEADLINE):
-        assert await _run(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
+        assert await run_command(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
         await voice_server.close_current(4021)
         await fake_discord.wait_bot_messages(1)
         (message,) = fake_discord.bot_messages()
@@ -165,7 +86,7 @@ async def test_4006_rejoins_then_gives_up(
 ) -> None:
     with trio.fail_after(DEADLINE):
         voice_server.close_after_hello(4006, times=10)
-        answer = await _run(fake_discord, "join")
+        answer = await run_command(fake_discord, "join")
         assert "4006" in answer
         assert "Gave up" in answer
         # The first try and exactly MAX_NEW_SESSIONS fresh op 4 flows, then a leave.
@@ -178,13 +99,16 @@ async def test_4015_resumes_and_keeps_playing(
     app: App, fake_discord: FakeDiscord, voice_server: FakeVoiceServer
 ) -> None:
     with trio.fail_after(DEADLINE):
-        assert await _run(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
+        assert await run_command(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
         await voice_server.close_current(4015)
         await voice_server.wait_until(
             lambda: any(c.kind == "resume" for c in voice_server.connections)
         )
-        assert await _run(fake_discord, "speak", text="Still here after a resume.") == "Speaking."
-        await _wait_stream(voice_server, lambda s: s.silence_frames >= 5)
+        assert (
+            await run_command(fake_discord, "speak", text="Still here after a resume.")
+            == "Speaking."
+        )
+        await wait_stream(voice_server, lambda s: s.silence_frames >= 5)
         assert voice_server.errors == []
         assert len(voice_server.sessions) == 1  # resumed, not a new session
 
@@ -193,19 +117,19 @@ async def test_stop_interrupts_and_queue_is_bounded(
     app: App, fake_discord: FakeDiscord, voice_server: FakeVoiceServer
 ) -> None:
     with trio.fail_after(DEADLINE):
-        assert await _run(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
+        assert await run_command(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
         long_text = "This sentence is rather long and takes a while to say. " * 8
-        assert await _run(fake_discord, "speak", text=long_text) == "Speaking."
-        await _wait_stream(voice_server, lambda s: s.dave_frames >= 10)
+        assert await run_command(fake_discord, "speak", text=long_text) == "Speaking."
+        await wait_stream(voice_server, lambda s: s.dave_frames >= 10)
         limit = app.config.voice.queue_limit
         # Other users, so the per-user 3 s cooldown does not answer first.
         answers = [
-            await _run(fake_discord, "speak", text=f"Queued {n}.", user_id=USER_ID + 1 + n)
+            await run_command(fake_discord, "speak", text=f"Queued {n}.", user_id=USER_ID + 1 + n)
             for n in range(limit + 1)
         ]
         assert answers[0] == "Queued (1 ahead)."
         assert "queue is full" in answers[-1]
-        assert await _run(fake_discord, "stop") == "Stopped."
+        assert await run_command(fake_discord, "stop") == "Stopped."
         session = app.voice.session(GUILD_ID)
         assert session is not None
         stats = session.player.statistics()
@@ -226,10 +150,10 @@ async def test_chat_replies_are_spoken_when_configured(
     speech_server: FakeSpeechServer,
 ) -> None:
     with trio.fail_after(DEADLINE):
-        assert await _run(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
+        assert await run_command(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
         await fake_discord.say("how are you today?", mention_bot=True)
         await fake_discord.wait_bot_messages(1)
-        await _wait_stream(voice_server, lambda s: s.silence_frames >= 5)
+        await wait_stream(voice_server, lambda s: s.silence_frames >= 5)
         (reply,) = fake_discord.bot_messages()
         # The same words were sent to the speech server as were posted in the channel.
         spoken = " ".join(body["input"] for body in speech_server.speech_bodies)
