@@ -312,7 +312,8 @@ class VoiceConnection:
                 self._error("v8 heartbeat without seq_ack")
             elif seq_ack > session.seq:
                 self._error(f"heartbeat seq_ack {seq_ack} > last seq sent {session.seq}")
-        await self.send_json(_Op.HEARTBEAT_ACK, {"t": nonce}, seq=False)
+        if self._server.ack_heartbeats:
+            await self.send_json(_Op.HEARTBEAT_ACK, {"t": nonce}, seq=False)
         return True
 
     async def _on_identify(self, d: Any) -> bool:

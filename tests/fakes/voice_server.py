@@ -219,7 +219,8 @@ class FakeVoiceServer:
     Knobs (plain attributes, read when used): ``modes`` (offered in Ready),
     ``dave_protocol_version`` (the most the server speaks; the session gets the smaller of this
     and the client's ``max_dave_protocol_version``), ``heartbeat_interval_ms`` (Hello),
-    ``dave_required`` (`require_dave`), ``send_undocumented_ops`` (ops 12, 15, 18, 20, which the
+    ``dave_required`` (`require_dave`), ``ack_heartbeats`` (False: a zombie connection),
+    ``send_undocumented_ops`` (ops 12, 15, 18, 20, which the
     client must ignore; default on).
     """
 
@@ -237,6 +238,7 @@ class FakeVoiceServer:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.dave_required = True
         self.send_undocumented_ops = True
+        self.ack_heartbeats = True  # False plays a zombie connection (PROTOCOL.md 5.2)
         self.udp_host: Final = "127.0.0.1"
         self.port: int | None = None
         self.udp_port: int | None = None
