@@ -14,6 +14,7 @@ No ``from __future__ import annotations`` here: the registry evaluates the annot
 commands declared inside `register` (see ``commands/chat.py``).
 """
 
+import difflib
 import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Final
@@ -166,7 +167,7 @@ async def _speak_as(app: "App", ctx: Interaction, voice: str, text: str) -> None
         return
     models = await _models(app)
     if models and voice not in models:
-        close = _matching(models, voice)[:5]
+        close = difflib.get_close_matches(voice, models, n=5, cutoff=0.5) or models[:5]
         hint = f" Try: {', '.join(close)}." if close else ""
         await ctx.error(f"There is no voice model “{voice}”.{hint}")
         return

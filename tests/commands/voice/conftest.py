@@ -17,6 +17,7 @@ import trio
 
 from tests.commands.voice.helpers import CROWD, OTHER_VOICE_CHANNEL, VOICE_CHANNEL
 from tests.fakes.discord import GUILD_ID, USER_ID, FakeDiscord
+from tests.fakes.rvc_servers import FakeRVCHttp
 from tests.fakes.tts_servers import FakeSpeechServer
 from tests.fakes.voice_server import FakeVoiceServer
 from trio_companion.config import Config
@@ -54,13 +55,30 @@ def speak_replies() -> bool:
 
 
 @pytest.fixture
+async def rvc_server() -> AsyncIterator[FakeRVCHttp]:
+    async with trio.open_nursery() as nursery:
+        server = FakeRVCHttp()
+        await nursery.start(server.run)
+        yield server
+        nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+def rvc_enabled() -> bool:
+    """``rvc.enabled`` (the fake rvc-python server); a test parametrizes it to turn it on."""
+    return False
+
+
+@pytest.fixture
 def config(
     config: Config,
     fake_discord: FakeDiscord,
     voice_server: FakeVoiceServer,
     speech_server: FakeSpeechServer,
+    rvc_server: FakeRVCHttp,
     tts_engine: str,
     speak_replies: bool,
+    rvc_enabled: bool,
 ) -> Config:
     if tts_engine == "piper":
         pytest.importorskip("piper", reason="Piper (the piper extra) is not installed")
@@ -86,4 +104,5 @@ def config(
         config,
         tts=msgspec.structs.replace(config.tts, engine=tts_engine, url=speech_server.url),
         voice=msgspec.structs.replace(config.voice, speak_chat_replies=speak_replies),
+        rvc=msgspec.structs.replace(config.rvc, enabled=rvc_enabled, url=rvc_server.url),
     )

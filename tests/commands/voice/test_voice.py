@@ -46,6 +46,8 @@ async def test_join_speak_leave_end_to_end(
         pcm_seconds = len(pcm) / (48_000 * 2)
         assert pcm_seconds == pytest.approx(len(text) * 0.01, abs=0.2)
         assert np.sqrt(np.mean(pcm**2)) > 1000  # a tone, not silence
+        status = await run_command(fake_discord, "status", user_id=USER_ID + 1)
+        assert "**Voice**: 1 session(s), 1 end-to-end encrypted, 0 queued, 0 late frames" in status
 
         assert await run_command(fake_discord, "leave") == "Left the voice channel."
         await fake_discord.rest.wait_until(
