@@ -65,6 +65,19 @@ class FakeMainGateway:
             await trio.sleep(0.05)
         session.on_voice_server(token, self.voice.endpoint)
 
+    async def move(self, channel_id: int) -> None:
+        """A moderator drags the bot: its state names the new channel, then a new server update
+        with a new token (PROTOCOL.md 5.1 step 2)."""
+        session = self.session
+        assert session is not None
+        number = next(self._ids)
+        session_id, token = f"session-{number}", f"token-{number}"
+        session.on_voice_state(channel_id, session_id)
+        self.voice.allow(
+            server_id=GUILD, user_id=BOT, session_id=session_id, token=token, channel_id=channel_id
+        )
+        session.on_voice_server(token, self.voice.endpoint)
+
 
 @pytest.fixture
 async def voice(
@@ -142,3 +155,29 @@ async def test_a_zombie_voice_websocket_is_resumed(voice: FakeVoiceServer) -> No
             session.leave()
     assert voice.errors == []
     assert gateway.requests == [CHANNEL, None]
+
+
+async def test_a_4014_followed_by_a_move_relinks_in_the_new_channel(
+    voice: FakeVoiceServer,
+) -> None:
+    gateway = FakeMainGateway(voice)
+    session = _session(gateway)
+    other = CHANNEL + 10
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(session.run)
+            await voice.close_current(4014)
+            await gateway.move(other)
+            await voice.wait_until(
+                lambda: any(
+                    s.channel_id == other and s.dave_executed for s in voice.sessions.values()
+                )
+            )
+            assert session.channel_id == other
+            assert session.link is not None
+            assert session.link.server.channel_id == other
+            session.leave()
+    # No op 4 of our own for the move: Discord moved us; then the leave.
+    assert gateway.requests == [CHANNEL, None]
+    assert session.ended is None
+    assert voice.errors == []
