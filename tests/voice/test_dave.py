@@ -380,3 +380,51 @@ def test_split_commit_welcome_rejects_non_mls() -> None:
         split_commit_welcome(b"\x00\x01\x00\x03")
     with pytest.raises(ValueError, match="truncated"):
         split_commit_welcome(b"\x00\x01\x00\x01\x08abc")
+
+
+def test_bot_joining_an_existing_call_is_welcomed() -> None:
+    """The usual real-world case: someone is in the channel and runs /join. The group exists;
+    the voice server proposes the bot to the members, one of them commits, and the bot gets the
+    Welcome (op 30), not a commit."""
+    server = FakeExternalSender()
+    package = server.package()
+    member = FakeDaveMember(user_id=LISTENER, channel_id=CHANNEL)
+    member.set_external_sender(package)
+
+    bot, key_package = started_bot()
+    bot.clients_connect([LISTENER])
+    assert server_binary(bot, Op.DAVE_MLS_EXTERNAL_SENDER, package) == []
+    proposals = server.add_proposals(channel_id=CHANNEL, epoch=0, key_packages=[key_package])
+    commit_welcome = member.process_proposals(proposals, expected_user_ids=[LISTENER, BOT])
+    assert commit_welcome is not None
+    commit, welcome = split_commit_welcome(commit_welcome)
+    assert welcome is not None
+    member.process_commit(commit)  # op 29 back to the committer
+
+    out = server_binary(bot, Op.DAVE_MLS_WELCOME, transition(3, welcome))
+    assert [json(o) for o in out] == [(Op.DAVE_TRANSITION_READY, {"transition_id": 3})]
+    assert bot.handle_json(Op.DAVE_EXECUTE_TRANSITION, {"transition_id": 3}) == []
+    assert bot.ready
+    assert bot.statistics().epoch == 1
+    assert_e2e(Call(bot, server, member))
+
+
+def test_external_sender_before_session_description_is_kept() -> None:
+    bot = DaveState(user_id=BOT, channel_id=CHANNEL)
+    server = FakeExternalSender()
+    package = server.package()
+    assert server_binary(bot, Op.DAVE_MLS_EXTERNAL_SENDER, package) == []  # before op 4
+    bot.clients_connect([LISTENER])
+    (out,) = bot.start(1)
+    binary(out, Op.DAVE_MLS_KEY_PACKAGE)
+    listener = FakeDaveMember(user_id=LISTENER, channel_id=CHANNEL)
+    listener.set_external_sender(package)
+    proposals = server.add_proposals(
+        channel_id=CHANNEL, epoch=0, key_packages=[listener.key_package()]
+    )
+    (out,) = server_binary(bot, Op.DAVE_MLS_PROPOSALS, proposals)
+    commit, welcome = split_commit_welcome(binary(out, Op.DAVE_MLS_COMMIT_WELCOME))
+    assert welcome is not None
+    listener.process_welcome(welcome)
+    assert server_binary(bot, Op.DAVE_MLS_ANNOUNCE_COMMIT_TRANSITION, transition(0, commit)) == []
+    assert_e2e(Call(bot, server, listener))

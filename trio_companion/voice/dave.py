@@ -149,6 +149,7 @@ class DaveState:
         self._protocol_version = 0
         self._downgraded = False
         self._pending: dict[int, int] = {}  # transition_id -> protocol version it leads to
+        self._early_external_sender: bytes | None = None  # an op 25 that came before op 4
         self._expected: set[int] = set()
         self._key_packages_sent = 0
         self._encrypted = 0
@@ -214,6 +215,10 @@ class DaveState:
             return []
         if self._session is None:
             self._session = davey.DaveSession(version, self._user_id, self._channel_id)
+            if self._early_external_sender is not None:
+                # Op 25 came before op 4; davey keeps it across reinit from now on.
+                self._external_sender(self._early_external_sender)
+                self._early_external_sender = None
         else:
             self._session.reinit(version, self._user_id, self._channel_id)
         self._key_packages_sent += 1
@@ -286,6 +291,7 @@ class DaveState:
 
     def _external_sender(self, payload: bytes) -> list[Outgoing]:
         if self._session is None:
+            self._early_external_sender = payload  # applied when op 4 creates the session
             return []
         try:
             self._session.set_external_sender(payload)

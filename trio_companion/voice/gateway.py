@@ -373,7 +373,19 @@ class VoiceLink:
             on_speaking=self._speaking,
             transform=self._dave.encrypt,
         )
-        for out in self._dave.start(int(description.get("dave_protocol_version") or 0)):
+        version = int(description.get("dave_protocol_version") or 0)
+        try:
+            dave_start = self._dave.start(version)
+        except ValueError:
+            # We identified with max_dave_protocol_version; more is a server bug, or a
+            # davey too old for what Discord now requires. Retrying cannot help.
+            raise VoiceDisconnected(
+                None,
+                VoiceCloseAction.STOP,
+                f"Discord asked for DAVE protocol version {version}, which this build does not "
+                "speak: update trio_companion",
+            ) from None
+        for out in dave_start:
             await self._send(sock, out)
         # Registers our SSRC before any audio, as discord.py does (PROTOCOL.md 5.1 step 10).
         await self._send(sock, encode_speaking(self._ssrc, SpeakingFlags.NONE))
