@@ -205,9 +205,15 @@ class App:
             user_id=self._own_user_id,
             ssl_context=ssl_context,
             queue_limit=config.voice.queue_limit,
+            others_in=self._others_in_voice,
+            leave_when_alone=config.voice.leave_when_alone,
         )
         self.dispatcher.add_listener(VoiceStateUpdate, self._voice_state)
         self.dispatcher.add_listener(VoiceServerUpdate, self._voice_server)
+
+    def _others_in_voice(self, guild_id: int, channel_id: int) -> int:
+        me = self._own_user_id()
+        return sum(user != me for user in self.cache.voice_members(guild_id, channel_id))
 
     def _own_user_id(self) -> int:
         user = self.cache.user

@@ -90,7 +90,7 @@ async def voice(
         nursery.cancel_scope.cancel()
 
 
-def _session(gateway: FakeMainGateway) -> VoiceSession:
+def _session(gateway: FakeMainGateway, *, leave_when_alone: float = 0.0) -> VoiceSession:
     session = VoiceSession(
         guild_id=GUILD,
         channel_id=CHANNEL,
@@ -98,6 +98,7 @@ def _session(gateway: FakeMainGateway) -> VoiceSession:
         gateway=gateway,
         ssl_context=make_ssl_context(),
         queue_limit=2,
+        leave_when_alone=leave_when_alone,
     )
     gateway.session = session
     return session
@@ -181,3 +182,33 @@ async def test_a_4014_followed_by_a_move_relinks_in_the_new_channel(
     assert gateway.requests == [CHANNEL, None]
     assert session.ended is None
     assert voice.errors == []
+
+
+async def test_alone_timer_restarts_when_somebody_comes_back(
+    voice: FakeVoiceServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Discord never answers, so the session waits VOICE_SERVER_TIMEOUT (10 s) for it: the alone
+    # timer (5 s) can be observed on MockClock without any socket.
+    gateway = FakeMainGateway(voice, respond=False)
+    session = _session(gateway, leave_when_alone=5.0)
+    start = trio.current_time()
+    failures: list[VoiceJoinFailed] = []
+
+    async def run() -> None:
+        try:
+            await session.run()
+        except VoiceJoinFailed as exc:
+            failures.append(exc)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            session.set_alone(True)
+            await trio.sleep(2)
+            session.set_alone(False)  # somebody came back: the 5 s start again later
+            await trio.sleep(1)
+            session.set_alone(True)
+    (failure,) = failures
+    assert failure.reason == "Everyone else left the voice channel, so I left too."
+    assert trio.current_time() - start == pytest.approx(3 + 5, abs=0.01)
+    assert gateway.requests == [CHANNEL, None]

@@ -135,6 +135,7 @@ class VoiceConfig(Section, frozen=True):
         int, _m("an Opus bitrate in bit/s from 8000 to 512000", ge=8000, le=512_000)
     ] = 64_000
     max_speak_chars: Annotated[int, _m(ge=1, le=4000)] = 1000
+    leave_when_alone: Seconds = 120.0
 
 
 class TTSConfig(Section, frozen=True):

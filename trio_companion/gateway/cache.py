@@ -88,6 +88,13 @@ class StateCache:
         guild = self._guilds.get(guild_id)
         return guild.voice_channels.get(user_id) if guild else None
 
+    def voice_members(self, guild_id: int, channel_id: int) -> list[int]:
+        """The users in voice channel ``channel_id`` of ``guild_id``, as far as we know."""
+        guild = self._guilds.get(guild_id)
+        if guild is None:
+            return []
+        return [user for user, channel in guild.voice_channels.items() if channel == channel_id]
+
     def display_name(self, user_id: int, guild_id: int | None = None) -> str | None:
         """The name to show for a user: their guild nickname, else their global name."""
         for key in ((guild_id, user_id), (None, user_id)):

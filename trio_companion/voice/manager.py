@@ -79,9 +79,13 @@ class VoiceManager:
         user_id: Callable[[], int],
         ssl_context: ssl.SSLContext | None,
         queue_limit: int,
+        others_in: Callable[[int, int], int] | None = None,
+        leave_when_alone: float = 0.0,
         max_dave_protocol_version: int = davey.DAVE_PROTOCOL_VERSION,
     ) -> None:
         self._gateway = gateway
+        self._others_in = others_in
+        self._leave_when_alone = leave_when_alone
         self._user_id = user_id
         self._ssl = ssl_context
         self._queue_limit = queue_limit
@@ -117,13 +121,15 @@ class VoiceManager:
     def on_voice_state(
         self, guild_id: int, user_id: int, channel_id: int | None, session_id: str
     ) -> None:
-        if user_id != self._user_id():
-            return
-        if channel_id is None and (left := self._left.get(guild_id)) is not None:
-            left.set()
         session = self._sessions.get(guild_id)
-        if session is not None:
-            session.on_voice_state(channel_id, session_id)
+        if user_id == self._user_id():
+            if channel_id is None and (left := self._left.get(guild_id)) is not None:
+                left.set()
+            if session is not None:
+                session.on_voice_state(channel_id, session_id)
+        if session is not None and self._others_in is not None:
+            # Anyone's move can leave the bot alone (or end that).
+            session.set_alone(self._others_in(guild_id, session.channel_id) == 0)
 
     def on_voice_server(self, guild_id: int, token: str, endpoint: str | None) -> None:
         session = self._sessions.get(guild_id)
@@ -151,6 +157,7 @@ class VoiceManager:
                 gateway=self._gateway,
                 ssl_context=self._ssl,
                 queue_limit=self._queue_limit,
+                leave_when_alone=self._leave_when_alone,
                 max_dave_protocol_version=self._max_dave,
             )
             self._sessions[guild_id] = session

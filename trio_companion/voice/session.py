@@ -86,9 +86,12 @@ class VoiceSession:
         gateway: VoiceStateSender,
         ssl_context: ssl.SSLContext | None,
         queue_limit: int,
+        leave_when_alone: float = 0.0,
         max_dave_protocol_version: int = davey.DAVE_PROTOCOL_VERSION,
     ) -> None:
         self.guild_id = guild_id
+        self._leave_when_alone = leave_when_alone
+        self.alone_since: float | None = None
         self.channel_id = channel_id
         self._user_id = user_id
         self._gateway = gateway
@@ -108,6 +111,7 @@ class VoiceSession:
         self.ended: str | None = None
         self.links = 0  # voice links opened, for /status and tests
         self._started = [False]
+        self._ended_by_us: str | None = None
 
     # --- fed by the voice manager from gateway events ----------------------------------------
 
@@ -126,6 +130,14 @@ class VoiceSession:
         self._token = token
         self._endpoint = endpoint
         self._server_generation += 1
+        self._poke()
+
+    def set_alone(self, alone: bool) -> None:
+        """Whether nobody else is in our channel now (the manager tracks voice states)."""
+        if alone and self.alone_since is None:
+            self.alone_since = trio.current_time()
+        elif not alone:
+            self.alone_since = None
         self._poke()
 
     # --- for the player and the manager -------------------------------------------------------
@@ -169,6 +181,8 @@ class VoiceSession:
             with self._scope:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self.player.run)
+                    if self._leave_when_alone > 0:
+                        nursery.start_soon(self._watch_alone)
                     reason = await self._connect_loop(task_status, started)
                     nursery.cancel_scope.cancel()
         finally:
@@ -179,10 +193,10 @@ class VoiceSession:
                         await self._gateway.update_voice_state(self.guild_id, None)
                     except CompanionError as exc:  # the main gateway is down or going down
                         log.info("voice %s: could not send op 4 leave: %s", self.guild_id, exc)
-            self.ended = reason
+            self.ended = reason or self._ended_by_us
             self._closed.set()
-        if reason is not None and not started[0]:
-            raise VoiceJoinFailed(reason)
+        if not started[0] and self.ended is not None:
+            raise VoiceJoinFailed(self.ended)
 
     async def _connect_loop(self, task_status: trio.TaskStatus[None], started: list[bool]) -> str:
         """Link, relink and rejoin until the session ends; returns the reason."""
@@ -255,6 +269,23 @@ class VoiceSession:
             self._link = None
             self._link_up = trio.Event()
         return failure
+
+    async def _watch_alone(self) -> None:
+        """Leave once nobody else has been in the channel for ``leave_when_alone`` seconds."""
+        while True:
+            since = await self._wait_alone(True)
+            with trio.move_on_at(since + self._leave_when_alone) as timer:
+                await self._wait_alone(False)
+            if timer.cancelled_caught:
+                self._ended_by_us = "Everyone else left the voice channel, so I left too."
+                self._scope.cancel()
+                return
+
+    async def _wait_alone(self, alone: bool) -> float:
+        """Wait until the bot is (``alone``) or is not alone; returns since when it is alone."""
+        while (self.alone_since is not None) != alone:
+            await self._wait_change()
+        return self.alone_since or 0.0
 
     async def _wait_server(self) -> VoiceServer | None:
         with trio.move_on_after(VOICE_SERVER_TIMEOUT):

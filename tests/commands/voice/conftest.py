@@ -70,6 +70,12 @@ def rvc_enabled() -> bool:
 
 
 @pytest.fixture
+def leave_when_alone() -> float:
+    """``voice.leave_when_alone``; a test parametrizes it to a short time."""
+    return 120.0
+
+
+@pytest.fixture
 def config(
     config: Config,
     fake_discord: FakeDiscord,
@@ -79,6 +85,7 @@ def config(
     tts_engine: str,
     speak_replies: bool,
     rvc_enabled: bool,
+    leave_when_alone: float,
 ) -> Config:
     if tts_engine == "piper":
         pytest.importorskip("piper", reason="Piper (the piper extra) is not installed")
@@ -103,6 +110,8 @@ def config(
     return msgspec.structs.replace(
         config,
         tts=msgspec.structs.replace(config.tts, engine=tts_engine, url=speech_server.url),
-        voice=msgspec.structs.replace(config.voice, speak_chat_replies=speak_replies),
+        voice=msgspec.structs.replace(
+            config.voice, speak_chat_replies=speak_replies, leave_when_alone=leave_when_alone
+        ),
         rvc=msgspec.structs.replace(config.rvc, enabled=rvc_enabled, url=rvc_server.url),
     )

@@ -13,6 +13,7 @@ import pytest
 import trio
 
 from tests.commands.voice.helpers import (
+    CROWD,
     DEADLINE,
     VOICE_CHANNEL,
     run_command,
@@ -161,3 +162,36 @@ async def test_chat_replies_are_spoken_when_configured(
         spoken = " ".join(body["input"] for body in speech_server.speech_bodies)
         assert spoken.split()[:3] == reply["content"].split()[:3]
         assert voice_server.errors == []
+
+
+async def test_shutdown_closes_the_voice_connection_cleanly(
+    app: App, fake_discord: FakeDiscord, voice_server: FakeVoiceServer
+) -> None:
+    with trio.fail_after(DEADLINE):
+        assert await run_command(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
+        connection = voice_server.current_connection
+        assert connection is not None
+        app.request_shutdown("test: shutdown while in voice")
+        await connection.ended.wait()
+        # 1000: the voice session ends at once (a 4xxx close would leave it resumable).
+        assert connection.client_close_code == 1000
+        assert voice_server.errors == []
+
+
+@pytest.mark.parametrize("leave_when_alone", [0.2])
+async def test_the_bot_leaves_when_everyone_else_left(
+    app: App, fake_discord: FakeDiscord, voice_server: FakeVoiceServer
+) -> None:
+    with trio.fail_after(DEADLINE):
+        assert await run_command(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
+        for user in (USER_ID, *CROWD):
+            await fake_discord.voice_state(GUILD_ID, user, None)
+        await fake_discord.wait_bot_messages(1)
+        (message,) = fake_discord.bot_messages()
+        assert message["content"] == (
+            "Left voice: Everyone else left the voice channel, so I left too."
+        )
+        await fake_discord.gateway.wait_until(
+            lambda: fake_discord.voice_requests[-1]["channel_id"] is None
+        )
+        assert app.voice.session(GUILD_ID) is None
