@@ -14,6 +14,8 @@ clear, user-visible message; anything else is a bug and is logged with its trace
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 
 class CompanionError(Exception):
     """Base class of the errors trio_companion raises deliberately.
@@ -21,3 +23,17 @@ class CompanionError(Exception):
     ``str(error)`` is a complete sentence fit to show a user: it names what went wrong and, where
     there is one, what to do about it. It never contains a secret.
     """
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def first_exception(group: BaseExceptionGroup[Any], kind: type[_E]) -> _E:
+    """The first leaf of ``group``, nested groups included, for a message or a typed field.
+
+    Use it in an ``except* Kind as group`` clause, where every leaf is a ``Kind``."""
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    assert isinstance(leaf, kind)
+    return leaf

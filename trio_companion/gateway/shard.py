@@ -38,11 +38,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, final
-from urllib.parse import urlsplit
 
 import trio
 import trio_websocket
 
+from trio_companion.errors import first_exception
 from trio_companion.gateway.compression import Inflater, gateway_connect_url, make_inflater
 from trio_companion.gateway.errors import (
     DecompressionError,
@@ -71,6 +71,7 @@ from trio_companion.gateway.protocol import (
     encode_resume,
     reconnect_delay,
 )
+from trio_companion.gateway.websocket import open_tls_websocket
 
 __all__ = ["SendBudget", "Shard", "ShardEvent", "ShardStatistics"]
 
@@ -257,32 +258,21 @@ class Shard:
     async def _connect_once(self, ready_at: list[float]) -> GatewayClosed | FatalGatewayClose:
         """One connection from handshake to end; returns why it ended."""
         session = self._session
-        url = urlsplit(
-            gateway_connect_url(
-                session.resume_url if session else self._gateway_url, self._compress
-            )
+        url = gateway_connect_url(
+            session.resume_url if session else self._gateway_url, self._compress
         )
-        host, port = url.hostname or "", url.port or 443
-        resource = (url.path or "/") + (f"?{url.query}" if url.query else "")
         self._connections += 1
         conn: _Connection | None = None
         failure: GatewayClosed | None = None
         try:
-            # trio-websocket's own reader task lives in this nursery. We open the TLS stream
-            # ourselves so that we also close it, whoever closes the websocket first.
-            async with trio.open_nursery() as ws_nursery:
-                with trio.fail_after(CONNECT_TIMEOUT):
-                    stream = await trio.open_ssl_over_tcp_stream(
-                        host, port, ssl_context=self._ssl, https_compatible=True
-                    )
+            async with open_tls_websocket(
+                url,
+                self._ssl,
+                connect_timeout=CONNECT_TIMEOUT,
+                max_message_size=MAX_MESSAGE_SIZE,
+            ) as ws:
+                conn = _Connection(ws, make_inflater(self._compress) if self._compress else None)
                 try:
-                    with trio.fail_after(CONNECT_TIMEOUT):
-                        ws = await trio_websocket.wrap_client_stream(
-                            ws_nursery, stream, host, resource, max_message_size=MAX_MESSAGE_SIZE
-                        )
-                    conn = _Connection(
-                        ws, make_inflater(self._compress) if self._compress else None
-                    )
                     self._set_conn(conn)
                     with conn.scope:
                         async with trio.open_nursery() as nursery:
@@ -291,10 +281,8 @@ class Shard:
                 finally:
                     # Also on cancellation (shutdown): then 1000, which ends the session, so the
                     # bot shows offline at once.
-                    if conn is not None and conn.outcome is None:
+                    if conn.outcome is None:
                         await self._close(conn)
-                    await trio.aclose_forcefully(stream)
-                    ws_nursery.cancel_scope.cancel()
         except* (
             OSError,
             trio.BrokenResourceError,
@@ -302,7 +290,8 @@ class Shard:
             trio_websocket.HandshakeError,
             trio_websocket.ConnectionClosed,
         ) as group:
-            failure = GatewayClosed(None, f"connection failed: {group.exceptions[0]!r}", _RESUME)
+            cause = first_exception(group, Exception)
+            failure = GatewayClosed(None, f"connection failed: {cause!r}", _RESUME)
         finally:
             self._set_conn(None)
         if conn is not None and conn.outcome is not None:

@@ -36,14 +36,15 @@ import random
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar, final
-from urllib.parse import urlsplit
+from typing import Any, Final, final
 
 import davey
 import msgspec
 import trio
 import trio_websocket
 
+from trio_companion.errors import first_exception
+from trio_companion.gateway.websocket import open_tls_websocket
 from trio_companion.voice.crypto import TransportCipher, choose_mode
 from trio_companion.voice.dave import DaveState, parse_binary_frame
 from trio_companion.voice.errors import (
@@ -100,7 +101,6 @@ ZOMBIE_CLOSE_CODE: Final = 4000  # PROTOCOL.md P4: a 4xxx close keeps the sessio
 _MAX_MESSAGE_SIZE: Final = 1 << 20  # Voice messages are small; DAVE welcomes are a few kB.
 
 _decoder: Final = msgspec.json.Decoder()
-_E = TypeVar("_E", bound=BaseException)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,41 +254,26 @@ class VoiceLink:
     ) -> tuple[int | None, bool, bool]:
         """One websocket from connect to close: (close code, zombie, resumed)."""
         resume = self._sender is not None
-        url = urlsplit(voice_gateway_url(self.server.endpoint))
-        host, port = url.hostname or "", url.port or 443
-        resource = f"{url.path or '/'}?{url.query}"
+        url = voice_gateway_url(self.server.endpoint)
         code: int | None = None
         zombie = resumed = False
         failure: VoiceError | None = None
         try:
-            # trio-websocket's reader task lives in ws_nursery. We open the TLS stream
-            # ourselves so that we also close it, whoever closes the websocket first (as the
-            # main gateway's shard does; otherwise a server-side close can leak the socket).
-            async with trio.open_nursery() as ws_nursery:
-                with trio.fail_after(CONNECT_TIMEOUT):
-                    stream = await trio.open_ssl_over_tcp_stream(
-                        host, port, ssl_context=self._ssl, https_compatible=True
-                    )
+            async with open_tls_websocket(
+                url, self._ssl, connect_timeout=CONNECT_TIMEOUT, max_message_size=_MAX_MESSAGE_SIZE
+            ) as ws:
+                sock = _Socket(ws, trio.Event())
                 try:
-                    with trio.fail_after(CONNECT_TIMEOUT):
-                        ws = await trio_websocket.wrap_client_stream(
-                            ws_nursery, stream, host, resource, max_message_size=_MAX_MESSAGE_SIZE
-                        )
-                    sock = _Socket(ws, trio.Event())
-                    try:
-                        await self._serve_socket(sock, resume, task_status)
-                    finally:
-                        self._current = None
-                        zombie, resumed = sock.zombie, sock.resumed
-                        if not zombie:
-                            # Also on cancellation: 1000 ends the voice session (we leave).
-                            # Then the websocket's reader task is cancelled too, so the peer's
-                            # answering close frame is never read: wait for ours to go out only.
-                            with trio.move_on_after(CLOSE_SEND_WAIT, shield=True):
-                                await ws.aclose(1000)
+                    await self._serve_socket(sock, resume, task_status)
                 finally:
-                    await trio.aclose_forcefully(stream)
-                    ws_nursery.cancel_scope.cancel()
+                    self._current = None
+                    zombie, resumed = sock.zombie, sock.resumed
+                    if not zombie:
+                        # Also on cancellation: 1000 ends the voice session (we leave). Then
+                        # the websocket's reader task is cancelled too, so the peer's answering
+                        # close frame is never read: wait for ours to go out only.
+                        with trio.move_on_after(CLOSE_SEND_WAIT, shield=True):
+                            await ws.aclose(1000)
         except* trio_websocket.ConnectionClosed as group:
             reason = first_exception(group, trio_websocket.ConnectionClosed)
             code = reason.reason.code if reason.reason is not None else None
@@ -509,12 +494,3 @@ class VoiceLink:
         flags = SpeakingFlags.MICROPHONE if on else SpeakingFlags.NONE
         with contextlib.suppress(trio_websocket.ConnectionClosed, trio.BrokenResourceError):
             await self._send(sock, encode_speaking(self._ssrc, flags))
-
-
-def first_exception(group: BaseExceptionGroup[Any], kind: type[_E]) -> _E:
-    """The first leaf of ``group`` (nested groups included); ``except*`` guarantees its type."""
-    leaf: BaseException = group
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
-    assert isinstance(leaf, kind)
-    return leaf

@@ -40,9 +40,9 @@ from typing import Final, Protocol, final
 import davey
 import trio
 
-from trio_companion.errors import CompanionError
+from trio_companion.errors import CompanionError, first_exception
 from trio_companion.voice.errors import VoiceDisconnected, VoiceJoinFailed
-from trio_companion.voice.gateway import VoiceLink, VoiceServer, first_exception
+from trio_companion.voice.gateway import VoiceLink, VoiceServer
 from trio_companion.voice.player import VoicePlayer
 from trio_companion.voice.protocol import VoiceCloseAction
 
