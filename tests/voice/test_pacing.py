@@ -19,6 +19,7 @@ from trio_companion.voice.pacing import (
     OPUS_SILENCE,
     SILENCE_FRAME_COUNT,
     SPEAKING_OFF_TIMEOUT,
+    UNDERRUN_GRACE,
     PacedSender,
     PlaybackReport,
 )
@@ -181,6 +182,49 @@ async def test_slow_producer_counts_late_frames_without_shifting_the_grid(
     assert [p.header.timestamp for p in received] == [960 * n for n in range(13)]
     stats = pacer.statistics()
     assert (stats.late_frames, stats.skipped_slots) == (2, 10)
+
+
+async def test_a_pause_closes_the_talk_spurt_and_audio_resumes_on_a_new_grid(
+    autojump_clock: trio.testing.MockClock,
+    udp_pair: tuple[trio.socket.SocketType, trio.socket.SocketType],
+) -> None:
+    sock, peer = udp_pair
+    received: list[Received] = []
+    speaking = _Speaking(received)
+    pacer = PacedSender(
+        sock, RtpSender(SSRC), TransportCipher(AES256_GCM, KEY), on_speaking=speaking
+    )
+    send, recv = trio.open_memory_channel[bytes](0)
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_receive_all, peer, TransportCipher(AES256_GCM, KEY), received)
+            t0 = trio.current_time()
+            schedule = [(t0, _frame(n)) for n in range(3)]
+            schedule += [(t0 + 1.0, _frame(3)), (t0, _frame(4))]  # the next sentence, 1 s on
+            nursery.start_soon(_produce, send, schedule)
+            report = await pacer.play(recv)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+
+    assert (report.frames_sent, report.underruns, report.late_frames) == (5, 1, 0)
+    pause = 3 * FRAME_SECONDS + UNDERRUN_GRACE  # frame 3 was due at 60 ms
+    silence = [pause + n * FRAME_SECONDS for n in range(SILENCE_FRAME_COUNT)]
+    resumed = [1.0 + n * FRAME_SECONDS for n in range(2 + SILENCE_FRAME_COUNT)]
+    expected = [0.0, 0.020, 0.040, *silence, *resumed]
+    assert [p.at - t0 for p in received] == pytest.approx(expected, abs=GRID_TOLERANCE)
+    payloads = [p.payload for p in received]
+    assert payloads == [
+        *[_frame(n) for n in range(3)],
+        *[OPUS_SILENCE] * SILENCE_FRAME_COUNT,
+        _frame(3),
+        _frame(4),
+        *[OPUS_SILENCE] * SILENCE_FRAME_COUNT,
+    ]
+    # One RTP stream throughout: +1 sequence and +960 timestamp per packet, pause or not.
+    assert [p.header.sequence for p in received] == list(range(len(received)))
+    assert [p.header.timestamp for p in received] == [960 * n for n in range(len(received))]
+    assert speaking.calls == [(True, 0), (False, len(received))]
+    assert pacer.statistics().underruns == 1
 
 
 async def test_cancellation_still_sends_speaking_false(

@@ -17,6 +17,9 @@ RTP packet (`rtp.RtpSender` for sequence/timestamp, `crypto.TransportCipher` to 
 - **Skip ahead.** If a frame is more than `MAX_CATCH_UP_FRAMES` behind, catching up would be an
   audible burst; instead the sender skips the missed slots (counted in ``skipped_slots``) and
   sends on the next grid point. The RTP timestamp still advances by 960 per *sent* packet.
+- **Pauses.** If no frame has come `UNDERRUN_GRACE` after it was due (a streamed reply whose
+  next sentence is not synthesised yet), five silence frames go out at once (counted in
+  ``underruns``) and the next frame starts a new grid, as a new talk spurt.
 - **End.** When the channel closes, five Opus silence frames go out on the following grid slots
   so the receiver's decoder does not interpolate into the next transmission, then
   ``on_speaking(False)``.
@@ -42,10 +45,12 @@ from trio_companion.voice.rtp import RtpSender
 
 __all__ = [
     "FRAME_SECONDS",
+    "LATE_TOLERANCE",
     "MAX_CATCH_UP_FRAMES",
     "OPUS_SILENCE",
     "SILENCE_FRAME_COUNT",
     "SPEAKING_OFF_TIMEOUT",
+    "UNDERRUN_GRACE",
     "PacedSender",
     "PacedSenderStatistics",
     "PlaybackReport",
@@ -63,6 +68,9 @@ _EPSILON: Final = 1e-9
 # Our choice: a frame sent within 1 ms of its slot is on time (reading the clock twice in a row
 # already takes about a microsecond; a 20 ms grid does not care about less than 1 ms).
 LATE_TOLERANCE: Final = 0.001
+# Our choice: no frame 200 ms (10 frames) after it was due is a pause, not jitter: close the
+# talk spurt with silence (PROTOCOL.md 5.6, "when audio stops or pauses") and start a new grid.
+UNDERRUN_GRACE: Final = 0.200
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,7 @@ class PlaybackReport:
     started_at: float
     ended_at: float
     skipped_slots: int = 0
+    underruns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +103,7 @@ class PacedSenderStatistics:
     late_frames: int
     skipped_slots: int
     dropped_packets: int
+    underruns: int = 0
 
 
 @final
@@ -126,6 +136,7 @@ class PacedSender:
         self._late = 0
         self._skipped = 0
         self._dropped = 0
+        self._underruns = 0
 
     def statistics(self) -> PacedSenderStatistics:
         """Lifetime totals and whether a playback is running."""
@@ -136,6 +147,7 @@ class PacedSender:
             late_frames=self._late,
             skipped_slots=self._skipped,
             dropped_packets=self._dropped,
+            underruns=self._underruns,
         )
 
     async def play(self, frames: trio.MemoryReceiveChannel[bytes]) -> PlaybackReport:
@@ -168,9 +180,9 @@ class PacedSender:
                     await self._on_speaking(False)
 
     async def _play(self, first: bytes, frames: trio.MemoryReceiveChannel[bytes]) -> PlaybackReport:
-        start = trio.current_time()
+        started_at = start = trio.current_time()
         slot = 0
-        sent = late = skipped = 0
+        sent = late = skipped = underruns = 0
         frame = first
         while True:
             deadline = start + slot * FRAME_SECONDS
@@ -191,24 +203,43 @@ class PacedSender:
             sent += 1
             self._frames_sent += 1
             slot += 1
-            try:
-                frame = await frames.receive()
-            except trio.EndOfChannel:
+            ended = False
+            with trio.move_on_at(start + slot * FRAME_SECONDS + UNDERRUN_GRACE) as waiting:
+                try:
+                    frame = await frames.receive()
+                except trio.EndOfChannel:
+                    ended = True
+            if ended:
+                # Right after the last frame these slots are never far behind; sleep_until
+                # returns at once for a passed deadline, so an overdue slot is sent now.
+                await self._send_silence(start + slot * FRAME_SECONDS)
                 break
-        for _ in range(SILENCE_FRAME_COUNT):
-            # Right after the last frame these slots are never far behind; sleep_until returns
-            # at once for a passed deadline, so an overdue slot is simply sent now.
-            await trio.sleep_until(start + slot * FRAME_SECONDS)
-            await self._send(OPUS_SILENCE)
-            self._silence_sent += 1
-            slot += 1
+            if waiting.cancelled_caught:
+                # A pause (the next sentence is not ready yet): end this talk spurt as if the
+                # audio stopped, then start a new grid when audio comes back.
+                underruns += 1
+                self._underruns += 1
+                await self._send_silence(trio.current_time())
+                try:
+                    frame = await frames.receive()
+                except trio.EndOfChannel:
+                    break
+                start, slot = trio.current_time(), 0
         return PlaybackReport(
             frames_sent=sent,
             late_frames=late,
-            started_at=start,
+            started_at=started_at,
             ended_at=trio.current_time(),
             skipped_slots=skipped,
+            underruns=underruns,
         )
+
+    async def _send_silence(self, first_at: float) -> None:
+        """`SILENCE_FRAME_COUNT` Opus silence frames on the 20 ms grid from ``first_at``."""
+        for n in range(SILENCE_FRAME_COUNT):
+            await trio.sleep_until(first_at + n * FRAME_SECONDS)
+            await self._send(OPUS_SILENCE)
+            self._silence_sent += 1
 
     async def _send(self, payload: bytes) -> None:
         packet = self._cipher.encrypt(self._rtp.next_header(), payload)
