@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 import trio
 
 from trio_companion.commands.reminders import remind_from_text
-from trio_companion.commands.voice import speak_if_in_voice
+from trio_companion.commands.voice import spoken_reply
 from trio_companion.gateway.commands import CommandRegistry, Param
 from trio_companion.gateway.errors import GatewayError
 from trio_companion.gateway.events import MessageCreate
@@ -86,11 +86,14 @@ async def _answer(app: "App", ctx: Interaction, text: str, *, use_history: bool)
     )
     if use_history and request.channel_id:
         app.sessions.touch(request.channel_id)
-    reply = await app.chat.reply(request, InteractionSink(ctx))
+    feed = await spoken_reply(app, ctx.guild_id)
+    try:
+        await app.chat.reply(request, InteractionSink(ctx), on_text=feed.append if feed else None)
+    finally:
+        if feed is not None:
+            feed.close()
     if use_history and request.channel_id:
         app.sessions.renew(request.channel_id)
-    if reply.failed is None:
-        await speak_if_in_voice(app, ctx.guild_id, reply.text)
 
 
 class MessageHandler:
@@ -170,11 +173,14 @@ class MessageHandler:
         # The window opens as the bot starts answering (a quick "thanks!" right after its reply
         # must count) and is renewed when the answer is complete.
         app.sessions.touch(event.channel_id)
+        # Spoken too (voice.speak_chat_replies), sentence by sentence as the text streams.
+        feed = await spoken_reply(app, event.guild_id)
         try:
-            reply = await app.chat.reply(request, sink)
+            await app.chat.reply(request, sink, on_text=feed.append if feed else None)
         except PromptTooLong as exc:
             await app.rest.create_message(event.channel_id, str(exc), reply_to=event.id)
             return
+        finally:
+            if feed is not None:
+                feed.close()
         app.sessions.renew(event.channel_id)
-        if reply.failed is None:
-            await speak_if_in_voice(app, event.guild_id, reply.text)

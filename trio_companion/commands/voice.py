@@ -23,13 +23,14 @@ from trio_companion.errors import CompanionError
 from trio_companion.gateway.commands import CommandRegistry, Param
 from trio_companion.gateway.errors import GatewayError
 from trio_companion.gateway.interactions import Interaction
+from trio_companion.services.speech import TextFeed
 from trio_companion.voice.errors import VoiceError
 from trio_companion.voice.manager import JoinResult
 
 if TYPE_CHECKING:
     from trio_companion.app import App
 
-__all__ = ["register", "speak_if_in_voice", "speak_reply"]
+__all__ = ["register", "speak_reply", "spoken_reply"]
 
 log = logging.getLogger(__name__)
 
@@ -221,13 +222,13 @@ async def _speak(app: "App", ctx: Interaction, text: str, *, model: str | None) 
 async def speak_reply(
     app: "App",
     guild_id: int,
-    text: str,
+    text: str | TextFeed,
     *,
     model: str | None = None,
     interaction: Interaction | None = None,
 ) -> int:
-    """Queue ``text`` in the guild's voice and default voice; returns how many are ahead.
-    Raises `VoiceError` (`NotInVoice`, `QueueFull`)."""
+    """Queue ``text`` (or a feed of it still arriving) in the guild's voice; returns how many
+    are ahead. Raises `VoiceError` (`NotInVoice`, `QueueFull`)."""
     voice = await app.store.meta.get(f"{_TTS_KEY}{guild_id}")
     if model is None:
         model = await app.store.meta.get(f"{_MODEL_KEY}{guild_id}") or app.config.rvc.model
@@ -243,8 +244,10 @@ async def speak_reply(
     async def on_error(error: CompanionError) -> None:
         await tell(f"I couldn't say that: {error}")
 
+    feed = text if isinstance(text, TextFeed) else TextFeed.of(text)
     utterance = app.speaker.utterance(
-        text,
+        feed,
+        label="a chat reply" if isinstance(text, TextFeed) else _label(text),
         voice=voice,
         model=model or None,
         names=_names(app, guild_id),
@@ -254,18 +257,26 @@ async def speak_reply(
     return app.voice.speak(guild_id, utterance)
 
 
-async def speak_if_in_voice(app: "App", guild_id: int | None, text: str) -> None:
-    """Also speak a chat reply when ``voice.speak_chat_replies`` is on and the bot is in voice
-    in that guild; otherwise do nothing. A full queue skips this reply (logged): the text is
-    already in the channel, so nothing is lost."""
-    if not app.config.voice.speak_chat_replies or guild_id is None or not text.strip():
-        return
+async def spoken_reply(app: "App", guild_id: int | None) -> TextFeed | None:
+    """A feed to stream a chat reply into voice as it is written, when
+    ``voice.speak_chat_replies`` is on and the bot is in voice in that guild; else None. Close
+    it when the reply ends. A full queue skips this reply (logged): the text is in the channel
+    anyway, so nothing is lost."""
+    if not app.config.voice.speak_chat_replies or guild_id is None:
+        return None
     if app.voice.session(guild_id) is None:
-        return
+        return None
+    feed = TextFeed()
     try:
-        await speak_reply(app, guild_id, text)
+        await speak_reply(app, guild_id, feed)
     except VoiceError as exc:
         log.info("voice %s: chat reply not spoken: %s", guild_id, exc)
+        return None
+    return feed
+
+
+def _label(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _CacheNames(Mapping[int, str]):

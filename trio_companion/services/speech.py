@@ -4,10 +4,15 @@ Theory of operation
 -------------------
 
 `Speaker.utterance` builds a `voice.player.Utterance` whose ``produce`` runs this pipeline for
-one text::
+the text of a `TextFeed`::
 
-    synthesize_stream ──Audio per sentence──► [RVC] ──► to_discord_pcm ──► Opus ──► frames
-       (TTS engine)          (channel of 0)    (thread)     (thread)     (thread)
+    TextFeed ──chunks──► synthesize_stream ──Audio per sentence──► [RVC] ──► to_discord_pcm
+    (a reply as it          (TTS engine)          (channel of 0)  (thread)     (thread)
+     streams, or a                                                              ──► Opus ──► frames
+     whole /speak)                                                                 (thread)
+
+A feed is either complete (`TextFeed.of`, for /speak) or filled while a chat reply streams, so a
+spoken reply starts after the reply's first sentence is written, not its last.
 
 Each sentence's audio is converted (when a voice model is asked for), resampled to 48 kHz
 stereo and Opus-encoded in worker threads under one `trio.CapacityLimiter` (`AUDIO_THREADS`),
@@ -23,6 +28,8 @@ the first time, which goes to ``on_notice``.
 from __future__ import annotations
 
 import logging
+import re
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, final
@@ -48,7 +55,7 @@ from trio_companion.services.tts.piper import PiperEngine
 from trio_companion.voice.opus import OpusEncoder
 from trio_companion.voice.player import Utterance
 
-__all__ = ["AUDIO_THREADS", "Speaker", "SpeechStatistics", "make_speaker"]
+__all__ = ["AUDIO_THREADS", "Speaker", "SpeechStatistics", "TextFeed", "make_speaker"]
 
 log = logging.getLogger(__name__)
 
@@ -100,23 +107,23 @@ class Speaker:
 
     def utterance(
         self,
-        text: str,
+        feed: TextFeed,
         *,
+        label: str,
         voice: str | None = None,
         model: str | None = None,
         names: Mapping[int, str] | None = None,
         on_error: Callable[[CompanionError], Awaitable[None]] | None = None,
         on_notice: Notify | None = None,
     ) -> Utterance:
-        """An utterance saying ``text`` in TTS ``voice`` (default: the configured one) and,
-        when ``model`` is given and a converter exists, in that RVC voice model."""
+        """An utterance saying what ``feed`` hands out, sentence by sentence as it arrives: a
+        streamed chat reply starts being spoken after its first sentence, not its last."""
 
         async def produce(frames: trio.MemorySendChannel[bytes]) -> None:
             await self._produce(
-                text, frames, voice=voice, model=model, names=names or {}, on_notice=on_notice
+                feed, frames, voice=voice, model=model, names=names or {}, on_notice=on_notice
             )
 
-        label = text if len(text) <= 60 else text[:57] + "..."
         return Utterance(label=label, produce=produce, on_error=self._count(on_error))
 
     def _count(
@@ -131,7 +138,7 @@ class Speaker:
 
     async def _produce(
         self,
-        text: str,
+        chunks: TextFeed,
         frames: trio.MemorySendChannel[bytes],
         *,
         voice: str | None,
@@ -148,7 +155,7 @@ class Speaker:
                 nursery.start_soon(
                     _synthesize,
                     self.engine,
-                    text,
+                    chunks,
                     send,
                     voice or self.default_voice,
                     names,
@@ -188,18 +195,87 @@ class Speaker:
 
 async def _synthesize(
     engine: TTSEngine,
-    text: str,
+    chunks: TextFeed,
     send: trio.MemorySendChannel[Audio],
     voice: str | None,
     names: Mapping[int, str],
     failures: list[CompanionError],
 ) -> None:
-    """`synthesize_stream`, keeping a TTS failure for the consumer to raise after the
-    sentences before it were played (the channel is closed either way)."""
-    try:
-        await synthesize_stream(engine, text, send, voice=voice, names=names)
-    except CompanionError as exc:
-        failures.append(exc)
+    """`synthesize_stream` for each chunk of text as it arrives, keeping a TTS failure for the
+    consumer to raise after the sentences before it were played (``send`` is closed either
+    way)."""
+    async with send:
+        try:
+            async for chunk in chunks:
+                await synthesize_stream(engine, chunk, send.clone(), voice=voice, names=names)
+        except CompanionError as exc:
+            failures.append(exc)
+
+
+@final
+class TextFeed:
+    """Text arriving piece by piece (a streamed chat reply), handed out in whole sentences.
+
+    `append` and `close` are synchronous (the chat service calls them as tokens arrive);
+    ``async for chunk in feed`` yields text up to the last sentence end seen so far, then the
+    rest once the feed is closed. A sentence ends at ``.``, ``!``, ``?`` or ``…`` (closing quotes
+    and brackets included) followed by space and a capital letter or digit, or at a blank line:
+    "e.g. this" and "3.5" do not end one."""
+
+    # Closing quotes: " ' \u201d \u2019; opening: " ' \u201c \u2018 (escaped: ruff RUF001).
+    _BOUNDARY: Final = re.compile(
+        r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+(?=[A-Z0-9\"'\u201c\u2018(\[])|\n\s*\n"
+    )
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._ready: deque[str] = deque()
+        self._closed = False
+        self._changed = trio.Event()
+
+    def append(self, piece: str) -> None:
+        if self._closed:
+            raise RuntimeError("TextFeed.append after close")
+        self._buffer += piece
+        last = None
+        for last in self._BOUNDARY.finditer(self._buffer):  # noqa: B007 - the last one counts
+            pass
+        if last is not None:
+            self._ready.append(self._buffer[: last.end()])
+            self._buffer = self._buffer[last.end() :]
+            self._wake()
+
+    def close(self) -> None:
+        """No more text: hand out the rest. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._buffer.strip():
+            self._ready.append(self._buffer)
+        self._buffer = ""
+        self._wake()
+
+    @classmethod
+    def of(cls, text: str) -> TextFeed:
+        """A closed feed holding all of ``text``."""
+        feed = cls()
+        feed.append(text)
+        feed.close()
+        return feed
+
+    def __aiter__(self) -> TextFeed:
+        return self
+
+    async def __anext__(self) -> str:
+        while not self._ready:
+            if self._closed:
+                raise StopAsyncIteration
+            await self._changed.wait()
+        return self._ready.popleft()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
 
 def make_speaker(config: Config, http: httpx.AsyncClient) -> Speaker:

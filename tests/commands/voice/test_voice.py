@@ -20,6 +20,7 @@ from tests.commands.voice.helpers import (
     wait_stream,
 )
 from tests.fakes.discord import GUILD_ID, USER_ID, FakeDiscord
+from tests.fakes.llm_servers import FakeOllama
 from tests.fakes.tts_servers import FakeSpeechServer
 from tests.fakes.voice_server import FakeVoiceServer
 from trio_companion.app import App
@@ -161,6 +162,39 @@ async def test_chat_replies_are_spoken_when_configured(
         # The same words were sent to the speech server as were posted in the channel.
         spoken = " ".join(body["input"] for body in speech_server.speech_bodies)
         assert spoken.split()[:3] == reply["content"].split()[:3]
+        assert voice_server.errors == []
+
+
+@pytest.mark.parametrize("speak_replies", [True])
+async def test_a_spoken_reply_starts_before_the_text_is_finished(
+    app: App,
+    fake_discord: FakeDiscord,
+    fake_ollama: FakeOllama,
+    voice_server: FakeVoiceServer,
+    speech_server: FakeSpeechServer,
+) -> None:
+    fake_ollama.reply = "The first sentence is here. And then the model thinks for a while."
+    # Chunks 0-5 are "The first sentence is here. And": the sentence is complete, then the
+    # model stalls before the rest.
+    fake_ollama.stall_after = (6, 2.0)
+    with trio.fail_after(DEADLINE):
+        assert await run_command(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
+        await fake_discord.say("tell me something", mention_bot=True)
+        await wait_stream(voice_server, lambda s: s.dave_frames > 0)
+        # Already heard while the model is still writing.
+        assert fake_ollama.streams[-1].outcome == "streaming"
+        assert [body["input"] for body in speech_server.speech_bodies] == [
+            "The first sentence is here."
+        ]
+        # The stall is a pause: five silence frames end the first talk spurt, five the second.
+        await wait_stream(voice_server, lambda s: s.silence_frames >= 10)
+        (link,) = app.voice.statistics().links
+        assert link.sender is not None
+        assert link.sender.underruns == 1
+        assert [body["input"] for body in speech_server.speech_bodies] == [
+            "The first sentence is here.",
+            "And then the model thinks for a while.",
+        ]
         assert voice_server.errors == []
 
 

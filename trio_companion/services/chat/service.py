@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Final, Protocol, final
@@ -147,13 +147,24 @@ class ChatService:
         self._locks = ChannelLocks()
         self._counters = _Counters()
 
-    async def reply(self, request: ChatRequest, sink: MessageSink) -> Reply:
+    async def reply(
+        self,
+        request: ChatRequest,
+        sink: MessageSink,
+        *,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Reply:
         """Answer ``request`` into ``sink``; see the module docstring. Raises `PromptTooLong`
-        (before anything is shown) when the message cannot fit the context window."""
-        async with self._locks.hold(request.channel_id):
-            return await self._reply_locked(request, sink)
+        (before anything is shown) when the message cannot fit the context window.
 
-    async def _reply_locked(self, request: ChatRequest, sink: MessageSink) -> Reply:
+        ``on_text`` also gets each piece of the reply as it streams (a spoken reply follows the
+        text this way); it must not block."""
+        async with self._locks.hold(request.channel_id):
+            return await self._reply_locked(request, sink, on_text)
+
+    async def _reply_locked(
+        self, request: ChatRequest, sink: MessageSink, on_text: Callable[[str], None] | None
+    ) -> Reply:
         started = trio.current_time()
         persona = await self._personas.for_guild(request.guild_id)
         name, system = persona.name, persona.system_message()
@@ -185,6 +196,8 @@ class ChatService:
                 async with self._backend.stream_chat(prompt.messages, self._options) as pieces:
                     async for piece in pieces:
                         writer.append(piece)
+                        if on_text is not None:
+                            on_text(piece)
             except LLMError as exc:
                 failed = str(exc)
                 log.warning("channel %d: %s", request.channel_id, exc)
