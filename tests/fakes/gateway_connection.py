@@ -302,6 +302,7 @@ class FakeConnection:
             return await self._violation(CloseCode.NOT_AUTHENTICATED)
         if op == Opcode.VOICE_STATE_UPDATE and gw.on_voice_state_update is not None:
             await gw.on_voice_state_update(d)
+            gw._notify()  # what the hook recorded is visible to wait_until
         return True
 
     async def _on_heartbeat(self, d: Any) -> bool:

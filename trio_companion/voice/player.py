@@ -83,6 +83,8 @@ class VoicePlayer:
         self._current: trio.CancelScope | None = None
         self._playing: str | None = None
         self._played = self._interrupted = self._failed = 0
+        self._idle = trio.Event()
+        self._idle.set()
         self.reports: list[PlaybackReport] = []
 
     def statistics(self) -> PlayerStatistics:
@@ -95,6 +97,10 @@ class VoicePlayer:
             failed=self._failed,
         )
 
+    async def wait_idle(self) -> None:
+        """Wait until nothing is playing or queued."""
+        await self._idle.wait()
+
     def enqueue_nowait(self, utterance: Utterance) -> int:
         """Queue ``utterance``; returns how many are ahead of it (0: it plays next or now).
         Raises `QueueFull`."""
@@ -103,6 +109,8 @@ class VoicePlayer:
             self._send.send_nowait(utterance)
         except trio.WouldBlock:
             raise QueueFull(self._limit) from None
+        if self._idle.is_set():
+            self._idle = trio.Event()
         return ahead
 
     def stop(self) -> int:
@@ -116,8 +124,10 @@ class VoicePlayer:
                 break
             dropped += 1
         if self._current is not None:
-            self._current.cancel()
+            self._current.cancel()  # its ending sets idle
             dropped += 1
+        else:
+            self._idle.set()
         return dropped
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -145,6 +155,8 @@ class VoicePlayer:
         finally:
             self._current = None
             self._playing = None
+            if not self._receive.statistics().current_buffer_used:
+                self._idle.set()
 
     async def _produce(self, utterance: Utterance, send: trio.MemorySendChannel[bytes]) -> None:
         async with send:

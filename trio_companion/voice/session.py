@@ -19,8 +19,8 @@ After a close:
 
 - a **new VOICE_SERVER_UPDATE** (a move, a server change): link again with the new token and
   endpoint, no op 4 (PROTOCOL.md 5.1 step 2: never reuse the old token);
-- **NEW_SESSION** (4006 and friends): op 4 again after a jittered backoff, at most
-  `MAX_NEW_SESSIONS` times in a row: the 4006 loop of P8/P9 cannot happen;
+- **NEW_SESSION** (4006 and friends): op 4 "leave" then op 4 "join" again after a jittered
+  backoff, at most `MAX_NEW_SESSIONS` times in a row: the 4006 loop of P8/P9 cannot happen;
 - **STOP** (4017, 4021, 4022, ...): leave and tell the user the close code's explanation; for
   4014 first wait `MOVE_GRACE` for an update showing that we were moved;
 - **removed** (our VOICE_STATE_UPDATE with no channel: kicked, channel deleted): end.
@@ -205,8 +205,15 @@ class VoiceSession:
         while True:
             if send_op4:
                 self._token = self._endpoint = None  # wait for fresh ones (never reuse a token)
+                # A fresh session after a 4006 and the like: leave, then join again, as
+                # discord.py does; Discord may not answer an op 4 that changes nothing. The
+                # "no channel" answer to that leave is not a kick: forget our channel first.
+                rejoin = self._session_id is not None
+                self._session_id = None
                 try:
                     with trio.fail_after(VOICE_SERVER_TIMEOUT):
+                        if rejoin:
+                            await self._gateway.update_voice_state(self.guild_id, None)
                         await self._gateway.update_voice_state(self.guild_id, self.channel_id)
                 except (CompanionError, trio.TooSlowError):
                     return "The bot lost its connection to Discord while joining voice; try again."

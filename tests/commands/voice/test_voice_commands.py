@@ -124,7 +124,10 @@ async def test_speak_as_with_rvc_down_speaks_plainly_and_says_so_once(
 
 
 async def test_set_voice_needs_manage_server_and_sets_the_voice(
-    app: App, fake_discord: FakeDiscord, speech_server: FakeSpeechServer
+    app: App,
+    fake_discord: FakeDiscord,
+    speech_server: FakeSpeechServer,
+    voice_server: FakeVoiceServer,
 ) -> None:
     with trio.fail_after(DEADLINE):
         refused = await _set_voice(fake_discord, permissions=0, voice="af_bella")
@@ -135,5 +138,6 @@ async def test_set_voice_needs_manage_server_and_sets_the_voice(
         assert done == "This server's voice is now **af_bella**."
         assert await run_command(fake_discord, "join") == f"Joined <#{VOICE_CHANNEL}>."
         assert await run_command(fake_discord, "speak", text="In my new voice.") == "Speaking."
-        await fake_discord.rest.wait_until(lambda: bool(speech_server.speech_bodies))
+        # Audio at the voice server means the speech server was asked first.
+        await wait_stream(voice_server, lambda s: s.dave_frames > 0)
         assert speech_server.speech_bodies[-1]["voice"] == "af_bella"

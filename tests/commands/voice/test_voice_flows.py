@@ -241,7 +241,8 @@ async def test_tts_failure_is_told_and_the_session_stays_up(
         (followup,) = interaction.followups.values()
         assert followup["content"].startswith("I couldn't say that")
         assert followup["flags"] & (1 << 6)  # ephemeral: only the speaker sees it
-        await fake_discord.rest.wait_until(lambda: session.player.statistics().failed == 1)
+        await session.player.wait_idle()
+        assert session.player.statistics().failed == 1
 
         # The session is untouched: same session, same voice connection, nothing said.
         assert app.voice.session(GUILD_ID) is session
