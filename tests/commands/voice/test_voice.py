@@ -105,6 +105,18 @@ async def test_4006_rejoins_then_gives_up(
         assert app.voice.session(GUILD_ID) is None
 
 
+@pytest.mark.parametrize("code", [4014, 4017, 4021, 4022])
+async def test_a_fatal_close_while_joining_is_answered_without_retrying(
+    app: App, fake_discord: FakeDiscord, voice_server: FakeVoiceServer, code: int
+) -> None:
+    with trio.fail_after(DEADLINE):
+        voice_server.close_after_hello(code, times=10)
+        answer = await run_command(fake_discord, "join")
+        assert str(code) in answer
+        assert len(voice_server.connections) == 1
+        assert app.voice.session(GUILD_ID) is None
+
+
 async def test_4015_resumes_and_keeps_playing(
     app: App, fake_discord: FakeDiscord, voice_server: FakeVoiceServer
 ) -> None:
