@@ -263,8 +263,11 @@ async def test_cancellation_still_sends_speaking_false(
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
 
-    assert speaking.calls == [(True, 0), (False, 3)]
-    assert [p.payload for p in received] == [_frame(0), _frame(1), _frame(2)]
+    # Cut: the silence frames go out at once (not on the grid), then Speaking off.
+    assert speaking.calls == [(True, 0), (False, 3 + SILENCE_FRAME_COUNT)]
+    payloads = [p.payload for p in received]
+    assert payloads == [_frame(0), _frame(1), _frame(2), *[OPUS_SILENCE] * SILENCE_FRAME_COUNT]
+    assert [p.at - t0 for p in received[3:]] == pytest.approx([0.050] * SILENCE_FRAME_COUNT)
     assert not pacer.statistics().playing
 
 

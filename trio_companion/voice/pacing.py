@@ -23,16 +23,17 @@ RTP packet (`rtp.RtpSender` for sequence/timestamp, `crypto.TransportCipher` to 
 - **End.** When the channel closes, five Opus silence frames go out on the following grid slots
   so the receiver's decoder does not interpolate into the next transmission, then
   ``on_speaking(False)``.
-- **Cancellation.** If ``play`` is cancelled after it announced speaking, it still calls
-  ``on_speaking(False)`` in a shielded scope bounded by `SPEAKING_OFF_TIMEOUT`, then lets the
-  cancellation propagate; the silence frames are not sent in that case (the session is going
-  away or the reply was interrupted).
+- **Cancellation.** If ``play`` is cancelled after it announced speaking (/stop, a lost link,
+  shutdown), it sends the five silence frames at once and calls ``on_speaking(False)`` in a
+  shielded scope bounded by `SPEAKING_OFF_TIMEOUT`, then lets the cancellation propagate. A
+  closed socket (the link is gone) just skips the silence.
 
 Nothing CPU-heavy runs in the loop: sealing a 20 ms frame takes microseconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -160,7 +161,7 @@ class PacedSender:
         if self._playing:
             raise RuntimeError("PacedSender is already playing")
         self._playing = True
-        speaking = False
+        speaking = finished = False
         try:
             with frames:
                 try:
@@ -170,13 +171,17 @@ class PacedSender:
                 # Set before the await: a cancel inside on_speaking(True) may have sent it.
                 speaking = True
                 await self._on_speaking(True)
-                return await self._play(first, frames)
+                report = await self._play(first, frames)
+                finished = True
+                return report
         finally:
             self._playing = False
             if speaking:
                 # Shielded so an interrupted reply still clears the speaking indicator; bounded
                 # so a stuck websocket cannot hold up cancellation for long.
                 with trio.move_on_after(SPEAKING_OFF_TIMEOUT, shield=True):
+                    if not finished:
+                        await self._silence_burst()
                     await self._on_speaking(False)
 
     async def _play(self, first: bytes, frames: trio.MemoryReceiveChannel[bytes]) -> PlaybackReport:
@@ -240,6 +245,14 @@ class PacedSender:
             await trio.sleep_until(first_at + n * FRAME_SECONDS)
             await self._send(OPUS_SILENCE)
             self._silence_sent += 1
+
+    async def _silence_burst(self) -> None:
+        """The five silence frames at once, for a cut playback (no time to pace them). The
+        socket may be closed already (the link went away): then there is nobody to tell."""
+        with contextlib.suppress(OSError, trio.ClosedResourceError):
+            for _ in range(SILENCE_FRAME_COUNT):
+                await self._send(OPUS_SILENCE)
+                self._silence_sent += 1
 
     async def _send(self, payload: bytes) -> None:
         packet = self._cipher.encrypt(self._rtp.next_header(), payload)
