@@ -30,7 +30,6 @@ import trio
 from trio_companion.errors import CompanionError
 from trio_companion.voice.errors import VoiceError, VoiceLinkLost
 from trio_companion.voice.gateway import VoiceLink
-from trio_companion.voice.pacing import PlaybackReport
 
 __all__ = ["FRAME_BUFFER", "PlayerStatistics", "QueueFull", "Utterance", "VoicePlayer"]
 
@@ -85,7 +84,6 @@ class VoicePlayer:
         self._played = self._interrupted = self._failed = 0
         self._idle = trio.Event()
         self._idle.set()
-        self.reports: list[PlaybackReport] = []
 
     def statistics(self) -> PlayerStatistics:
         return PlayerStatistics(
@@ -145,7 +143,7 @@ class VoicePlayer:
                 send, receive = trio.open_memory_channel[bytes](FRAME_BUFFER)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._produce, utterance, send)
-                    self.reports.append(await link.play(receive))
+                    await link.play(receive)
                 self._played += 1
             if scope.cancelled_caught:
                 self._interrupted += 1

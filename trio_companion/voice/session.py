@@ -109,7 +109,6 @@ class VoiceSession:
         self._scope = trio.CancelScope()
         self._closed = trio.Event()
         self.ended: str | None = None
-        self.links = 0  # voice links opened, for /status and tests
         self._started = [False]
         self._ended_by_us: str | None = None
 
@@ -253,7 +252,6 @@ class VoiceSession:
     ) -> VoiceDisconnected | None:
         """Run one link until it fails (returned) or a new server update replaces it (None)."""
         link = VoiceLink(server, ssl_context=self._ssl, max_dave_protocol_version=self._max_dave)
-        self.links += 1
         generation = self._server_generation
         failure: VoiceDisconnected | None = None
         try:
